@@ -1,0 +1,394 @@
+"""Offline-first store of the Open Model Zoo IR files facelens runs.
+
+The catalog (`models.lock.csv`, shipped with the package) pins every file's size and SHA-384.
+A file is looked up in an explicit models folder, then in the user cache, and only then downloaded
+into the cache; every file found or downloaded is checked against the catalog before it is used.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import cast
+
+import httpx
+import platformdirs
+
+from facelens.errors import ChecksumError, ModelError
+
+__all__ = [
+    "DEFAULT_PRECISION",
+    "ModelFile",
+    "ModelStore",
+    "VerifyResult",
+    "catalog",
+    "default_precision",
+    "download",
+    "model_files",
+    "models",
+    "precisions",
+]
+
+DEFAULT_PRECISION = "FP16-INT8"
+"""The precision used when none is asked for and the model has it."""
+
+_FALLBACK_PRECISIONS = ("FP16", "FP32")
+_COLUMNS = ["model", "precision", "file", "size", "sha384", "url"]
+_CHUNK = 1 << 16
+_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One file of the catalog: an .xml or .bin of one model at one precision."""
+
+    model: str
+    precision: str
+    path: str
+    """Path relative to a models folder, in the Open Model Zoo layout: intel/<model>/<precision>/<name>."""
+    size: int
+    sha384: str
+    url: str
+    """The official download URL."""
+
+    @property
+    def name(self) -> str:
+        """The file name, e.g. face-detection-retail-0004.xml."""
+        return PurePosixPath(self.path).name
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of checking one file on disk against the catalog."""
+
+    file: ModelFile
+    path: Path
+    ok: bool
+    actual_sha384: str
+
+
+@cache
+def catalog() -> tuple[ModelFile, ...]:
+    """Every file facelens knows, sorted by model, precision and path."""
+    text = resources.files("facelens").joinpath("models.lock.csv").read_text(encoding="utf-8")
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames != _COLUMNS:
+        raise ModelError(f"models.lock.csv: expected columns {','.join(_COLUMNS)}, got {reader.fieldnames}")
+    files = (
+        ModelFile(row["model"], row["precision"], row["file"], int(row["size"]), row["sha384"].lower(), row["url"])
+        for row in reader
+    )
+    return tuple(sorted(files, key=lambda f: (f.model, f.precision, f.path)))
+
+
+def models() -> list[str]:
+    """The names of all models in the catalog, sorted."""
+    return sorted({f.model for f in catalog()})
+
+
+def precisions(model: str) -> list[str]:
+    """The precisions the catalog has for `model`, sorted; ModelError if the model is unknown."""
+    found = sorted({f.precision for f in catalog() if f.model == model})
+    if not found:
+        raise ModelError(f"unknown model {model!r} (available: {', '.join(models())})")
+    return found
+
+
+def default_precision(model: str) -> str:
+    """FP16-INT8 if `model` has it, else the first of FP16, FP32 it has."""
+    available = precisions(model)
+    for precision in (DEFAULT_PRECISION, *_FALLBACK_PRECISIONS):
+        if precision in available:
+            return precision
+    return available[0]
+
+
+def model_files(model: str, precision: str | None = None) -> tuple[ModelFile, ModelFile]:
+    """The (xml, bin) catalog entries of `model` at `precision` (default: `default_precision`)."""
+    available = precisions(model)
+    precision = default_precision(model) if precision is None else precision.upper()
+    if precision not in available:
+        raise ModelError(f"model {model} has no precision {precision!r} (available: {', '.join(available)})")
+    by_suffix = {PurePosixPath(f.path).suffix: f for f in catalog() if f.model == model and f.precision == precision}
+    try:
+        return by_suffix[".xml"], by_suffix[".bin"]
+    except KeyError as e:
+        raise ModelError(f"models.lock.csv: {model} {precision} has no {e.args[0]} file") from None
+
+
+# Hashes of files already read in this process, keyed by (path, size, mtime_ns): locate() runs
+# for every pipeline built, and rehashing megabytes each time would be wasted work.
+_hashes: dict[tuple[str, int, int], str] = {}
+
+
+def _stat_key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+def _sha384_of(path: Path) -> tuple[int, str]:
+    """(size, sha384) of a file, remembered per (path, size, mtime_ns)."""
+    key = _stat_key(path)
+    digest = _hashes.get(key)
+    if digest is None:
+        h = hashlib.sha384()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        digest = h.hexdigest()
+        _hashes[key] = digest
+    return key[1], digest
+
+
+def _mismatch(where: str, expected_size: int, expected: str, size: int, actual: str) -> str:
+    if size != expected_size:
+        return (
+            f"{where}: checksum mismatch (expected {expected_size} bytes, sha384 {expected}; "
+            f"got {size} bytes, sha384 {actual})"
+        )
+    return f"{where}: checksum mismatch (expected sha384 {expected}, got {actual})"
+
+
+@contextmanager
+def _progress_bar(enabled: bool, name: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(name, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def download(
+    url: str,
+    dest: Path,
+    *,
+    size: int | None = None,
+    sha384: str | None = None,
+    progress: bool = False,
+    client: httpx.Client | None = None,
+) -> Path:
+    """Download `url` to `dest` atomically, checking `size` and `sha384` when given.
+
+    The body goes to a temporary file next to `dest` that replaces `dest` only once complete and
+    verified; on any failure it is removed, `dest` is left untouched and ModelError (ChecksumError
+    for a wrong hash) is raised. KeyboardInterrupt is re-raised after the cleanup.
+    """
+    dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # Opened out here so the cleanup below knows its path; `with tmp` closes it.
+        tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            dir=dest.parent, delete=False, prefix=f".{dest.name}.", suffix=".part"
+        )
+    except OSError as e:
+        raise ModelError(f"cannot write to {dest.parent}: {e.strerror or e}") from e
+    tmp_path = Path(tmp.name)
+    received = 0
+    expected: int | None = size
+
+    def failed(reason: str) -> ModelError:
+        return ModelError(f"download of {url} failed: {reason}")
+
+    def of_total() -> str:
+        return f"{received} of {expected} bytes" if expected is not None else f"{received} bytes"
+
+    try:
+        with tmp:
+            h = hashlib.sha384()
+            responded = False
+            try:
+                with (client.stream if client else httpx.stream)(
+                    "GET", url, timeout=_TIMEOUT, follow_redirects=True
+                ) as response:
+                    responded = True
+                    if response.status_code >= 400:
+                        raise failed(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
+                    if expected is None and response.headers.get("content-length", "").isdigit():
+                        expected = int(response.headers["content-length"])
+                    with _progress_bar(progress, dest.name, expected) as advance:
+                        for chunk in response.iter_bytes(_CHUNK):
+                            tmp.write(chunk)
+                            h.update(chunk)
+                            received += len(chunk)
+                            advance(len(chunk))
+                            # A wrong URL on a mirror can stream anything; don't fill the disk with it.
+                            if size is not None and received > size:
+                                raise failed(f"server sent more than the expected {size} bytes")
+            except (httpx.RemoteProtocolError, httpx.ReadError) as e:
+                if responded:
+                    raise failed(f"server closed the connection after {of_total()}") from e
+                raise failed(f"bad response ({e})") from e
+            except httpx.ConnectError as e:
+                raise failed(f"cannot connect ({e})") from e
+            except httpx.ConnectTimeout as e:
+                raise failed(f"cannot connect (timed out after {_TIMEOUT.connect:g} s)") from e
+            except httpx.TimeoutException as e:
+                raise failed(f"timed out after {of_total()} ({type(e).__name__})") from e
+            except httpx.InvalidURL as e:
+                raise failed(f"invalid URL ({e})") from e
+            except httpx.HTTPError as e:
+                raise failed(str(e) or type(e).__name__) from e
+            if size is not None and received != size:
+                raise failed(f"server sent {of_total()}")
+            actual = h.hexdigest()
+            if sha384 is not None and actual != sha384.lower():
+                raise ChecksumError(f"{url}: checksum mismatch (expected sha384 {sha384.lower()}, got {actual})")
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_path, dest)
+    except OSError as e:
+        tmp_path.unlink(missing_ok=True)
+        raise ModelError(f"download of {url} failed: cannot write {dest}: {e.strerror or e}") from e
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    # We just hashed it while streaming: spare the next locate() the work.
+    _hashes[_stat_key(dest)] = actual
+    return dest
+
+
+class ModelStore:
+    """Where model files are found, checked and, when missing, downloaded to.
+
+    Each file is looked up in `models_dir` (an explicit folder in the Open Model Zoo layout), then in
+    `cache_dir` (same layout), and downloaded into `cache_dir` if in neither. Defaults come from
+    FACELENS_MODELS_DIR, FACELENS_CACHE_DIR (else the user cache folder) and FACELENS_MODELS_URL
+    (a mirror laid out like the Open Model Zoo tree; else the catalog's official URLs). An empty
+    `models_dir` or `mirror` means none.
+    """
+
+    def __init__(
+        self,
+        models_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        mirror: str | None = None,
+    ) -> None:
+        if models_dir is None:
+            models_dir = os.environ.get("FACELENS_MODELS_DIR")
+        if cache_dir is None:
+            cache_dir = os.environ.get("FACELENS_CACHE_DIR") or Path(platformdirs.user_cache_dir("facelens")) / "models"
+        if mirror is None:
+            mirror = os.environ.get("FACELENS_MODELS_URL")
+        self.models_dir: Path | None = Path(models_dir).expanduser() if models_dir else None
+        self.cache_dir: Path = Path(cache_dir).expanduser()
+        self.mirror: str | None = mirror or None
+
+    def __repr__(self) -> str:
+        return f"ModelStore(models_dir={self.models_dir!r}, cache_dir={self.cache_dir!r}, mirror={self.mirror!r})"
+
+    def url(self, file: ModelFile) -> str:
+        """Where `file` is downloaded from: the mirror if set, else the official URL."""
+        return f"{self.mirror.rstrip('/')}/{file.path}" if self.mirror else file.url
+
+    def _roots(self) -> list[Path]:
+        return [self.models_dir, self.cache_dir] if self.models_dir else [self.cache_dir]
+
+    def _check(self, file: ModelFile, path: Path, hint: str = "") -> None:
+        size, actual = _sha384_of(path)
+        if size != file.size or actual != file.sha384:
+            raise ChecksumError(_mismatch(str(path), file.size, file.sha384, size, actual) + hint)
+
+    def _local(self, file: ModelFile, *, repair: bool) -> Path | None:
+        """The valid copy of `file` on disk, or None if it must be downloaded."""
+        if self.models_dir:
+            path = self.models_dir / file.path
+            if path.is_file():
+                self._check(file, path)
+                return path
+        path = self.cache_dir / file.path
+        if path.is_file():
+            try:
+                self._check(file, path, "; delete it or fetch the model again")
+                return path
+            except ChecksumError:
+                if not repair:
+                    raise
+        return None
+
+    def _obtain(self, files: tuple[ModelFile, ...], *, progress: bool, repair: bool, force: bool) -> list[Path]:
+        # Check everything on disk before any download, so a bad local file fails fast and offline.
+        local = [None if force else self._local(f, repair=repair) for f in files]
+        if None not in local:
+            return cast("list[Path]", local)
+        # The client is made only when needed: building its TLS context costs more than a locate.
+        with httpx.Client(timeout=_TIMEOUT, follow_redirects=True) as client:
+            return [
+                path
+                or download(
+                    self.url(file),
+                    self.cache_dir / file.path,
+                    size=file.size,
+                    sha384=file.sha384,
+                    progress=progress,
+                    client=client,
+                )
+                for file, path in zip(files, local, strict=True)
+            ]
+
+    def locate(self, model: str, precision: str | None = None, *, progress: bool = False) -> tuple[Path, Path]:
+        """The verified (xml, bin) paths of `model`, downloading into the cache what is missing.
+
+        Raises ChecksumError for a file on disk that differs from the catalog (it is never replaced
+        here; `fetch` replaces a bad one in the cache) and ModelError when a download fails.
+        """
+        xml, bin_ = self._obtain(model_files(model, precision), progress=progress, repair=False, force=False)
+        return xml, bin_
+
+    def fetch(
+        self, model: str, precision: str | None = None, *, progress: bool = False, force: bool = False
+    ) -> list[Path]:
+        """Make sure both files of `model` are on disk and valid; return their paths (xml, bin).
+
+        A missing or corrupt file in the cache is downloaded again; `force` downloads both into the
+        cache even if valid copies exist. A corrupt file in `models_dir` is refused, not touched.
+        """
+        return self._obtain(model_files(model, precision), progress=progress, repair=True, force=force)
+
+    def verify(self) -> list[VerifyResult]:
+        """Hash every catalog file present in `models_dir` or the cache (each copy) against the catalog."""
+        results = []
+        for file in catalog():
+            for root in self._roots():
+                path = root / file.path
+                if path.is_file():
+                    size, actual = _sha384_of(path)
+                    results.append(VerifyResult(file, path, size == file.size and actual == file.sha384, actual))
+        return results
+
+    def status(self) -> list[tuple[ModelFile, Path | None]]:
+        """Where each catalog file would be taken from (None: not on disk), without hashing."""
+        return [(file, self._find(file)) for file in catalog()]
+
+    def _find(self, file: ModelFile) -> Path | None:
+        for root in self._roots():
+            path = root / file.path
+            if path.is_file():
+                return path
+        return None

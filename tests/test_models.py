@@ -1,0 +1,460 @@
+"""The model store against the real model files, served by a loopback HTTP server that can misbehave."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from conftest import MODELS_DIR
+
+from facelens import models as m
+from facelens.errors import ChecksumError, ModelError
+
+DETECTOR = "face-detection-retail-0004"  # FP16-INT8: 229 kB xml + 600 kB bin
+AGE_GENDER = "age-gender-recognition-retail-0013"  # FP16-INT8: 86 kB xml + 2.2 MB bin
+DROP_AFTER = 1 << 20
+
+
+def sha384(data: bytes) -> str:
+    return hashlib.sha384(data).hexdigest()
+
+
+def flip(data: bytes) -> bytes:
+    """`data` with one byte in the middle inverted."""
+    i = len(data) // 2
+    return data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :]
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def copy_model(model: str, dest: Path) -> tuple[Path, Path]:
+    """Copy the default-precision files of `model` from the shared folder into `dest`, OMZ layout."""
+    out = []
+    for file in m.model_files(model):
+        target = dest / file.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(MODELS_DIR / file.path, target)
+        out.append(target)
+    return out[0], out[1]
+
+
+class Server(ThreadingHTTPServer):
+    """Serves MODELS_DIR; `behaviour[relative path]` makes one file misbehave."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.root = MODELS_DIR
+        self.requests: list[str] = []
+        self.behaviour: dict[str, str] = {}
+        self.release = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def url_of(self, file: m.ModelFile) -> str:
+        return f"{self.url}/{file.path}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Server
+
+    def do_GET(self) -> None:
+        self.server.requests.append(self.path)
+        rel = unquote(urlsplit(self.path).path).lstrip("/")
+        how = self.server.behaviour.get(rel, "ok")
+        path = self.server.root / rel
+        if how == "404" or not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        if how == "corrupt":
+            data = flip(data)
+        elif how == "short":
+            data = data[:-1000]
+        elif how == "long":
+            data = data + b"\0" * 1000
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if how == "stall":
+            # Deliver part of the file, then hang until the test lets go.
+            self.wfile.write(data[:DROP_AFTER])
+            self.wfile.flush()
+            self.server.release.wait(10)
+            self.close_connection = True
+            return
+        if how == "drop":
+            # Promise the whole file, deliver part of it, then vanish.
+            self.wfile.write(data[:DROP_AFTER])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server(monkeypatch):
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    srv = Server()
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.release.set()
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def empty_models(tmp_path) -> Path:
+    path = tmp_path / "models"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def cache(tmp_path) -> Path:
+    return tmp_path / "cache"
+
+
+def no_partial_files(root: Path) -> bool:
+    return not any(p.name.endswith(".part") for p in root.rglob("*"))
+
+
+# --- catalog ---------------------------------------------------------------------------------------
+
+
+def test_catalog_is_the_manifest():
+    manifest = (MODELS_DIR / "MANIFEST.csv").read_text(encoding="utf-8")
+    assert resources.files("facelens").joinpath("models.lock.csv").read_text(encoding="utf-8") == manifest
+    rows = list(csv.DictReader(manifest.splitlines()))
+    assert len(rows) == len(m.catalog()) == 48
+    assert [(f.model, f.precision, f.path, f.size, f.sha384, f.url) for f in m.catalog()] == sorted(
+        (r["model"], r["precision"], r["file"], int(r["size"]), r["sha384"], r["url"]) for r in rows
+    )
+    # The catalog really describes the shared files.
+    xml, bin_ = m.model_files(DETECTOR)
+    assert xml.name == f"{DETECTOR}.xml" and bin_.name == f"{DETECTOR}.bin"
+    assert sha384((MODELS_DIR / bin_.path).read_bytes()) == bin_.sha384
+    assert (MODELS_DIR / xml.path).stat().st_size == xml.size
+    assert bin_.url.startswith("https://storage.openvinotoolkit.org/repositories/open_model_zoo/")
+
+
+def test_models_precisions_and_defaults():
+    names = m.models()
+    assert names == sorted(set(names)) and len(names) == 12
+    assert {DETECTOR, AGE_GENDER, "emotions-recognition-retail-0003"} <= set(names)
+    assert m.precisions(DETECTOR) == ["FP16", "FP16-INT8", "FP32"]
+    assert m.precisions(AGE_GENDER) == ["FP16-INT8"]
+    assert m.DEFAULT_PRECISION == "FP16-INT8"
+    assert m.default_precision(DETECTOR) == "FP16-INT8"
+    assert m.default_precision("face-detection-0205") == "FP16"  # has no FP16-INT8
+    assert [f.precision for f in m.model_files(DETECTOR, "FP32")] == ["FP32", "FP32"]
+
+
+def test_unknown_model_or_precision(server, empty_models, cache):
+    with pytest.raises(ModelError, match=r"^unknown model 'no-such-model' \(available: age-gender") as e:
+        m.precisions("no-such-model")
+    assert DETECTOR in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ModelError, match=r"^model age-gender-recognition-retail-0013 has no precision 'FP32' "):
+        m.model_files(AGE_GENDER, "FP32")
+    store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url)
+    with pytest.raises(ModelError, match=r"\(available: FP16, FP16-INT8, FP32\)$"):
+        store.locate(DETECTOR, "FP64")
+    with pytest.raises(ModelError, match="unknown model"):
+        store.fetch("no-such-model")
+    assert server.requests == []
+
+
+# --- resolution order ------------------------------------------------------------------------------
+
+
+def test_explicit_dir_is_used_without_any_request(server, cache):
+    store = m.ModelStore(models_dir=MODELS_DIR, cache_dir=cache, mirror=server.url)
+    xml, bin_ = store.locate(DETECTOR)
+    assert xml == MODELS_DIR / f"intel/{DETECTOR}/FP16-INT8/{DETECTOR}.xml"
+    assert bin_ == MODELS_DIR / f"intel/{DETECTOR}/FP16-INT8/{DETECTOR}.bin"
+    assert store.fetch(DETECTOR) == [xml, bin_]
+    assert server.requests == []
+    assert not cache.exists() or files_under(cache) == []
+
+
+def test_missing_files_are_downloaded_into_the_cache_then_reused(server, empty_models, cache):
+    store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url + "/")
+    xml_file, bin_file = m.model_files(DETECTOR)
+    xml, bin_ = store.locate(DETECTOR)
+    assert (xml, bin_) == (cache / xml_file.path, cache / bin_file.path)
+    assert server.requests == [f"/{xml_file.path}", f"/{bin_file.path}"]
+    assert xml.read_bytes() == (MODELS_DIR / xml_file.path).read_bytes()
+    assert sha384(bin_.read_bytes()) == bin_file.sha384
+    assert files_under(cache) == [bin_, xml]  # nothing else, no .part files
+    assert [(r.path, r.ok, r.actual_sha384) for r in store.verify()] == [
+        (bin_, True, bin_file.sha384),
+        (xml, True, xml_file.sha384),
+    ]
+
+    # A cache hit, even from a fresh store, asks the server nothing.
+    again = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url)
+    assert again.locate(DETECTOR) == (xml, bin_)
+    assert again.fetch(DETECTOR) == [xml, bin_]
+    assert len(server.requests) == 2
+
+    # force downloads again even though the cached copies are fine.
+    assert again.fetch(DETECTOR, force=True) == [xml, bin_]
+    assert len(server.requests) == 4
+
+
+def test_download_shows_progress_on_stderr(server, empty_models, cache, capsys):
+    store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url)
+    _, bin_ = store.fetch(AGE_GENDER, "FP16-INT8", progress=True)
+    assert sha384(bin_.read_bytes()) == m.model_files(AGE_GENDER)[1].sha384
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"{AGE_GENDER}.bin" in captured.err and f"{AGE_GENDER}.xml" in captured.err
+    assert "2.2 MB" in captured.err  # rich's DownloadColumn with the catalog size as total
+
+
+def test_store_defaults_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("FACELENS_MODELS_DIR", str(tmp_path / "m"))
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("FACELENS_MODELS_URL", "http://mirror.example/omz/")
+    store = m.ModelStore()
+    assert (store.models_dir, store.cache_dir, store.mirror) == (
+        tmp_path / "m",
+        tmp_path / "c",
+        "http://mirror.example/omz/",
+    )
+    file = m.model_files(DETECTOR)[1]
+    assert store.url(file) == f"http://mirror.example/omz/{file.path}"
+
+    for var in ("FACELENS_MODELS_DIR", "FACELENS_CACHE_DIR", "FACELENS_MODELS_URL"):
+        monkeypatch.delenv(var)
+    store = m.ModelStore()
+    assert store.models_dir is None and store.mirror is None
+    assert store.cache_dir.name == "models" and "facelens" in store.cache_dir.parts
+    assert store.url(file) == file.url
+
+
+def test_status_says_where_each_file_is(server, empty_models, cache):
+    everything = m.ModelStore(models_dir=MODELS_DIR, cache_dir=cache).status()
+    assert [f for f, _ in everything] == list(m.catalog())
+    assert all(path == MODELS_DIR / f.path for f, path in everything)
+
+    store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url)
+    assert all(path is None for _, path in store.status())
+    store.fetch(DETECTOR)
+    found = {f.path: path for f, path in store.status() if path is not None}
+    assert found == {f.path: cache / f.path for f in m.model_files(DETECTOR)}
+
+
+# --- failures --------------------------------------------------------------------------------------
+
+
+def test_corrupted_download_is_refused_and_leaves_nothing(server, empty_models, cache):
+    xml_file, bin_file = m.model_files(DETECTOR)
+    server.behaviour[bin_file.path] = "corrupt"
+    bad = sha384(flip((MODELS_DIR / bin_file.path).read_bytes()))
+    store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url)
+    with pytest.raises(ChecksumError) as e:
+        store.locate(DETECTOR)
+    assert (
+        str(e.value) == f"{server.url_of(bin_file)}: checksum mismatch (expected sha384 {bin_file.sha384}, got {bad})"
+    )
+    assert not (cache / bin_file.path).exists()
+    assert files_under(cache) == [cache / xml_file.path]  # the good file stays, no .part
+    assert server.requests == [f"/{xml_file.path}", f"/{bin_file.path}"]
+
+
+def test_server_vanishing_mid_download(server, empty_models, cache):
+    xml_file, bin_file = m.model_files(AGE_GENDER)
+    server.behaviour[bin_file.path] = "drop"
+    store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url)
+    with pytest.raises(ModelError) as e:
+        store.fetch(AGE_GENDER)
+    assert not isinstance(e.value, ChecksumError)
+    assert str(e.value) == (
+        f"download of {server.url_of(bin_file)} failed: "
+        f"server closed the connection after {DROP_AFTER} of {bin_file.size} bytes"
+    )
+    assert not (cache / bin_file.path).exists() and no_partial_files(cache)
+
+    server.behaviour.clear()
+    _, bin_ = store.fetch(AGE_GENDER)
+    assert sha384(bin_.read_bytes()) == bin_file.sha384
+    assert all(r.ok for r in store.verify()) and len(store.verify()) == 2
+    assert server.requests[-1] == f"/{bin_file.path}"  # the valid xml was not fetched twice
+    assert server.requests.count(f"/{xml_file.path}") == 1
+
+
+@pytest.mark.parametrize(("how", "reason"), [("short", "server sent {n} of {size} bytes"), ("long", "more than")])
+def test_wrong_length_body_is_refused(server, empty_models, cache, how, reason):
+    bin_file = m.model_files(DETECTOR)[1]
+    server.behaviour[bin_file.path] = how
+    store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url)
+    with pytest.raises(ModelError) as e:
+        store.locate(DETECTOR)
+    assert str(e.value).startswith(f"download of {server.url_of(bin_file)} failed: ")
+    assert reason.format(n=bin_file.size - 1000, size=bin_file.size) in str(e.value)
+    assert not (cache / bin_file.path).exists() and no_partial_files(cache)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs SIGINT")
+def test_ctrl_c_mid_download_leaves_nothing(server, tmp_path):
+    bin_file = m.model_files(AGE_GENDER)[1]
+    server.behaviour[bin_file.path] = "stall"
+    dest = tmp_path / "dl" / bin_file.name
+    code = (
+        "import sys; from pathlib import Path; from facelens.models import download; "
+        "download(sys.argv[1], Path(sys.argv[2]), size=int(sys.argv[3]), sha384=sys.argv[4])"
+    )
+    package_root = str(Path(m.__file__).parent.parent)  # wherever this run imports facelens from
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, server.url_of(bin_file), str(dest), str(bin_file.size), bin_file.sha384],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": package_root},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not any(p.stat().st_size >= DROP_AFTER for p in dest.parent.glob("*.part")):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the download never got going: {proc.communicate()[1] if proc.poll() else ''}")
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_http_404(server, empty_models, cache):
+    bin_file = m.model_files(DETECTOR)[1]
+    server.behaviour[bin_file.path] = "404"
+    store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url)
+    with pytest.raises(ModelError, match=r"failed: HTTP 404 Not Found$") as e:
+        store.fetch(DETECTOR)
+    assert str(e.value).startswith(f"download of {server.url_of(bin_file)} failed")
+    assert not (cache / bin_file.path).exists() and no_partial_files(cache)
+
+
+def test_connection_refused(empty_models, cache):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # Nothing listens on `port` any more.
+    store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=f"http://127.0.0.1:{port}")
+    xml_file = m.model_files(DETECTOR)[0]
+    with pytest.raises(ModelError) as e:
+        store.locate(DETECTOR)
+    message = str(e.value)
+    assert message.startswith(f"download of http://127.0.0.1:{port}/{xml_file.path} failed: cannot connect (")
+    assert "refused" in message.lower() and "\n" not in message
+    assert files_under(cache) == []
+
+
+def test_corrupt_file_in_models_dir_is_refused(server, tmp_path, cache):
+    models_dir = tmp_path / "models"
+    _, bin_ = copy_model(DETECTOR, models_dir)
+    corrupted = flip(bin_.read_bytes())
+    bin_.write_bytes(corrupted)
+    bin_file = m.model_files(DETECTOR)[1]
+    store = m.ModelStore(models_dir=models_dir, cache_dir=cache, mirror=server.url)
+    expected = f"{bin_}: checksum mismatch (expected sha384 {bin_file.sha384}, got {sha384(corrupted)})"
+    with pytest.raises(ChecksumError) as e:
+        store.locate(DETECTOR)
+    assert str(e.value) == expected
+    # fetch does not overwrite or shadow the user's own folder either.
+    with pytest.raises(ChecksumError):
+        store.fetch(DETECTOR)
+    assert bin_.read_bytes() == corrupted
+    assert server.requests == [] and not cache.exists()
+
+
+def test_truncated_file_in_models_dir_names_both_sizes(tmp_path, cache):
+    models_dir = tmp_path / "models"
+    xml, _ = copy_model(DETECTOR, models_dir)
+    xml.write_bytes(xml.read_bytes()[:1000])
+    xml_file = m.model_files(DETECTOR)[0]
+    with pytest.raises(ChecksumError) as e:
+        m.ModelStore(models_dir=models_dir, cache_dir=cache, mirror="http://127.0.0.1:9").locate(DETECTOR)
+    assert str(e.value) == (
+        f"{xml}: checksum mismatch (expected {xml_file.size} bytes, sha384 {xml_file.sha384}; "
+        f"got 1000 bytes, sha384 {sha384(xml.read_bytes())})"
+    )
+
+
+def test_corrupt_file_in_cache_is_kept_until_fetch_replaces_it(server, empty_models, cache):
+    _, bin_ = copy_model(DETECTOR, cache)
+    corrupted = flip(bin_.read_bytes())
+    bin_.write_bytes(corrupted)
+    bin_file = m.model_files(DETECTOR)[1]
+    store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url)
+    with pytest.raises(ChecksumError) as e:
+        store.locate(DETECTOR)
+    assert str(e.value).startswith(
+        f"{bin_}: checksum mismatch (expected sha384 {bin_file.sha384}, got {sha384(corrupted)})"
+    )
+    assert bin_.read_bytes() == corrupted and server.requests == []
+
+    assert store.fetch(DETECTOR)[1] == bin_
+    assert server.requests == [f"/{bin_file.path}"]
+    assert sha384(bin_.read_bytes()) == bin_file.sha384
+    assert store.locate(DETECTOR)[1] == bin_
+
+
+def test_verify_reports_good_and_bad_copies(server, tmp_path, cache):
+    models_dir = tmp_path / "models"
+    det_xml, det_bin = copy_model(DETECTOR, models_dir)
+    corrupted = flip(det_bin.read_bytes())
+    det_bin.write_bytes(corrupted)
+    ag_xml, ag_bin = copy_model(AGE_GENDER, cache)
+    results = {r.path: r for r in m.ModelStore(models_dir=models_dir, cache_dir=cache).verify()}
+    assert set(results) == {det_xml, det_bin, ag_xml, ag_bin}
+    assert {p for p, r in results.items() if not r.ok} == {det_bin}
+    assert results[det_bin].actual_sha384 == sha384(corrupted) != results[det_bin].file.sha384
+    assert results[ag_bin].file == m.model_files(AGE_GENDER)[1]
+    assert results[ag_bin].actual_sha384 == results[ag_bin].file.sha384
+
+
+def test_verified_files_are_not_hashed_again(tmp_path, cache):
+    models_dir = tmp_path / "models"
+    _, bin_ = copy_model(DETECTOR, models_dir)
+    store = m.ModelStore(models_dir=models_dir, cache_dir=cache, mirror="http://127.0.0.1:9")
+    assert store.locate(DETECTOR)[1] == bin_
+    # Same size and mtime: the remembered hash is trusted, so the change goes unseen...
+    st = bin_.stat()
+    bin_.write_bytes(flip(bin_.read_bytes()))
+    os.utime(bin_, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert store.locate(DETECTOR)[1] == bin_
+    # ...until the file is touched.
+    os.utime(bin_, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    with pytest.raises(ChecksumError):
+        store.locate(DETECTOR)
