@@ -38,7 +38,7 @@ def blur(image: np.ndarray, boxes: Sequence[Box]) -> None:
         # Pixelating to a fixed 6-cell grid removes identity whatever the face size; the blur hides the grid.
         small = cv2.resize(patch, (6, 6), interpolation=cv2.INTER_AREA)
         coarse = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
-        k = max(3, (min(x2 - x1, y2 - y1) // 4) | 1)
+        k = max(3, (min(x2 - x1, y2 - y1) // 3) | 1)
         image[y1:y2, x1:x2] = cv2.GaussianBlur(coarse, (k, k), 0)
 
 

@@ -1,0 +1,39 @@
+"""facelens: find every face and tell its age, gender and emotion, on OpenVINO.
+
+The flow is source -> detect -> crop -> attributes -> sinks; `Analyzer` runs it:
+
+    from facelens import Analyzer
+    for result in Analyzer().stream("street.mp4"):
+        for face in result.faces:
+            print(result.timestamp, face.box, face.age, face.gender, face.emotion)
+"""
+
+from .analyzer import Analyzer
+from .crop import CropConfig
+from .errors import ChecksumError, FacelensError, ModelError, SourceError
+from .models import ModelStore
+from .sources import Source, open_source
+from .types import EMOTIONS, GENDERS, Attributes, Box, Detection, Emotion, Face, Frame, FrameResult, Gender
+
+__version__ = "0.1.0"
+__all__ = [
+    "EMOTIONS",
+    "GENDERS",
+    "Analyzer",
+    "Attributes",
+    "Box",
+    "ChecksumError",
+    "CropConfig",
+    "Detection",
+    "Emotion",
+    "Face",
+    "FacelensError",
+    "Frame",
+    "FrameResult",
+    "Gender",
+    "ModelError",
+    "ModelStore",
+    "Source",
+    "SourceError",
+    "open_source",
+]

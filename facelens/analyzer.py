@@ -1,0 +1,100 @@
+"""The library's front door: source -> detect -> crop -> attributes, as one object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL, AttributeEstimator
+from .crop import CropConfig
+from .detect import DEFAULT_DETECTOR, DETECTORS, Detector
+from .errors import ModelError
+from .models import ModelStore
+from .runtime import Network
+from .sources import Source, open_source
+from .types import Attributes, Detection, Face, Frame, FrameResult
+
+
+class Analyzer:
+    """Finds faces and tells their age, gender and emotion.
+
+    ```python
+    analyzer = Analyzer()
+    faces = analyzer.analyze(cv2.imread("people.jpg"))
+    for result in analyzer.stream("street.mp4"):
+        print(result.index, result.timestamp, [face.age for face in result.faces])
+    ```
+
+    Args:
+        detector: name of the face detection model (see `facelens.detect.DETECTORS`).
+        device: OpenVINO device for every network: "CPU", "GPU", "NPU", ...
+        confidence: minimum detector confidence of a face.
+        min_face: minimum face size in frame pixels (shorter side).
+        age_gender: run age-gender-recognition-retail-0013.
+        emotion: run emotions-recognition-retail-0003.
+        crop: how detected boxes are cut out for the attribute networks.
+        precision: model precision (FP16-INT8, FP16, FP32); the best one available by default.
+        store: where model files come from; by default the models directory of
+            `$FACELENS_MODELS_DIR`, then the user cache, then the official download.
+        progress: show a progress bar while downloading models.
+    """
+
+    def __init__(
+        self,
+        detector: str = DEFAULT_DETECTOR,
+        *,
+        device: str = "CPU",
+        confidence: float = 0.5,
+        min_face: float = 0.0,
+        age_gender: bool = True,
+        emotion: bool = True,
+        crop: CropConfig = CropConfig(),
+        precision: str | None = None,
+        store: ModelStore | None = None,
+        progress: bool = False,
+    ) -> None:
+        if detector not in DETECTORS:
+            raise ModelError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+        store = store or ModelStore()
+
+        def network(model: str) -> Network:
+            xml, weights = store.locate(model, precision, progress=progress)
+            return Network(xml, weights, device)
+
+        self.detector = Detector(network(detector), DETECTORS[detector], confidence, min_face)
+        self.attributes = AttributeEstimator(
+            network(AGE_GENDER_MODEL) if age_gender else None,
+            network(EMOTION_MODEL) if emotion else None,
+            crop,
+        )
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in a BGR image, without attributes, most confident first."""
+        return self.detector(image)
+
+    def analyze(self, image: np.ndarray) -> list[Face]:
+        """Every face of a BGR image (H, W, 3) with its attributes, most confident first."""
+        detections = self.detector(image)
+        attributes = self.attributes(image, [d.box for d in detections])
+        return [Face.of(d, a) for d, a in zip(detections, attributes)]
+
+    def describe(self, faces: Sequence[np.ndarray]) -> list[Attributes]:
+        """Attributes of images that are face crops already (the whole image is the face)."""
+        return self.attributes.on_crops(faces)
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Analyze one frame of a source."""
+        return FrameResult(frame, tuple(self.analyze(frame.image)))
+
+    def stream(self, source: Source | str | int | os.PathLike[str]) -> Iterator[FrameResult]:
+        """Analyze every frame of a source (see `facelens.sources.open_source`), in order.
+
+        A source given by name is opened here and closed when the iterator ends or is closed.
+        """
+        if isinstance(source, Source):
+            yield from map(self.process, source)
+            return
+        with open_source(source) as opened:
+            yield from map(self.process, opened)

@@ -1,0 +1,226 @@
+"""Detect -> crop -> attributes on real models and real labelled data."""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections import defaultdict
+
+import cv2
+import numpy as np
+import pytest
+
+from facelens import Analyzer, Box, CropConfig
+from facelens.annotate import blur
+from facelens.crop import crop
+from facelens.detect import DETECTORS
+from facelens.sources import read_image
+
+from conftest import DATA
+
+COMPREFACE = DATA / "compreface-samples"
+
+
+@pytest.fixture(scope="session")
+def analyzer() -> Analyzer:
+    return Analyzer()
+
+
+def _noses() -> dict[str, list[tuple[float, float]]]:
+    noses: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    with open(COMPREFACE / "noses.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            noses.setdefault(row["image"], [])
+            if row["nose_x"]:
+                noses[row["image"]].append((float(row["nose_x"]), float(row["nose_y"])))
+    return noses
+
+
+@pytest.mark.parametrize("detector", list(DETECTORS))
+def test_detector_finds_annotated_faces(detector: str) -> None:
+    analyzer = Analyzer(detector, age_gender=False, emotion=False)
+    found = total = false_boxes = 0
+    for name, noses in _noses().items():
+        image = read_image(COMPREFACE / name)
+        boxes = [d.box for d in analyzer.detect(image)]
+        for box in boxes:
+            assert 0 <= box.x1 < box.x2 <= image.shape[1] and 0 <= box.y1 < box.y2 <= image.shape[0]
+        total += len(noses)
+        found += sum(any(box.contains(*nose) for box in boxes) for nose in noses)
+        false_boxes += sum(not any(box.contains(*nose) for nose in noses) for box in boxes)
+    assert total == 46
+    assert found / total >= 0.85, f"{detector}: recall {found}/{total}"
+    assert false_boxes <= 3, f"{detector}: {false_boxes} boxes on no annotated face"
+
+
+def test_huge_photo(analyzer: Analyzer) -> None:
+    sizes = {p: read_image(p).shape for p in sorted(COMPREFACE.glob("*.jpg"))}
+    path, shape = max(sizes.items(), key=lambda item: item[1][0] * item[1][1])
+    assert shape[0] * shape[1] > 30_000_000
+    image = read_image(path)
+    faces = analyzer.analyze(image)
+    noses = _noses()[path.name]
+    assert len(faces) == len(noses) == 1
+    assert faces[0].box.contains(*noses[0])
+    assert faces[0].age is not None and faces[0].gender is not None and faces[0].emotion is not None
+
+
+def test_age_and_gender_on_utkface_adults(analyzer: Analyzer) -> None:
+    root = DATA / "utkface-3k"
+    with open(root / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if 18 <= int(r["age"]) <= 75]
+    rows = random.Random(2).sample(rows, 300)
+    results = analyzer.describe([read_image(root / r["path"]) for r in rows])
+    errors = np.array([abs(a.age - int(r["age"])) for a, r in zip(results, rows)])
+    gender = np.mean([a.gender.label == r["gender"] for a, r in zip(results, rows)])
+    assert gender >= 0.90
+    # "Most" within 10 years: the model underestimates the over-55s by ~20 years (a known limit,
+    # calibrated later), so over the uniform 18-75 sample this is a majority, not a large one.
+    assert np.mean(errors <= 10) > 0.5
+    assert errors.mean() < 13
+    predicted, truth = np.array([a.age for a in results]), np.array([int(r["age"]) for r in rows])
+    assert np.corrcoef(np.argsort(np.argsort(predicted)), np.argsort(np.argsort(truth)))[0, 1] > 0.6
+    assert all(0.5 <= a.gender.probability <= 1.0 for a in results)
+
+
+def test_emotion_on_fer2013(analyzer: Analyzer) -> None:
+    root = DATA / "fer2013-public"
+    with open(root / "labels.csv", newline="") as f:
+        rows = random.Random(3).sample(list(csv.DictReader(f)), 300)
+    results = analyzer.describe([read_image(root / r["path"]) for r in rows])
+    accuracy = np.mean([a.emotion.label == r["emotion"] for a, r in zip(results, rows)])
+    assert accuracy >= 0.60
+    for a in results:
+        assert abs(sum(a.emotion.probabilities) - 1.0) < 1e-3
+        assert a.emotion.label == max(a.emotion.as_dict(), key=a.emotion.as_dict().get)
+
+
+def _tiled_faces(count: int = 20, columns: int = 5) -> np.ndarray:
+    """A grid of real UTKFace adult faces with margins, like a crowd of `count` faces."""
+    root = DATA / "utkface-3k"
+    with open(root / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if 20 <= int(r["age"]) <= 60]
+    rows = random.Random(4).sample(rows, count)
+    cell = 260
+    rows_n = -(-count // columns)
+    canvas = np.full((rows_n * cell, columns * cell, 3), 90, np.uint8)
+    for i, r in enumerate(rows):
+        y, x = divmod(i, columns)
+        canvas[y * cell + 30 : y * cell + 230, x * cell + 30 : x * cell + 230] = read_image(root / r["path"])
+    return canvas
+
+
+def test_all_faces_of_a_frame_batch_like_one_at_a_time(analyzer: Analyzer) -> None:
+    image = _tiled_faces()
+    faces = analyzer.analyze(image)
+    assert len(faces) >= 16
+    for face in faces:
+        alone = analyzer.attributes(image, [face.box])[0]
+        assert abs(alone.age - face.age) < 0.5
+        assert alone.gender.label == face.gender.label
+        assert abs(alone.gender.probability - face.gender.probability) < 0.01
+        assert np.allclose(alone.emotion.probabilities, face.emotion.probabilities, atol=0.01)
+
+
+def test_batches_larger_than_the_compiled_maximum(analyzer: Analyzer) -> None:
+    image = _tiled_faces(40, 8)
+    boxes = [d.box for d in analyzer.detect(image)]
+    assert len(boxes) > analyzer.attributes.age_gender.max_batch
+    together = analyzer.attributes(image, boxes)
+    assert [a.gender.label for a in together] == [analyzer.attributes(image, [b])[0].gender.label for b in boxes]
+
+
+def test_faces_cut_by_every_border_and_corner(analyzer: Analyzer) -> None:
+    face = read_image(DATA / "compreface-samples" / "001_A.jpg")
+    box = analyzer.detect(face)[0].box
+    patch = face[int(box.y1) : int(box.y2), int(box.x1) : int(box.x2)]
+    ph, pw = patch.shape[:2]
+    height, width = 3 * ph, 3 * pw
+    # A quarter of the face outside the frame on each side and each corner.
+    offsets = [(-pw // 4, ph), (width - 3 * pw // 4, ph), (pw, -ph // 4), (pw, height - 3 * ph // 4),
+               (-pw // 4, -ph // 4), (width - 3 * pw // 4, -ph // 4), (-pw // 4, height - 3 * ph // 4), (width - 3 * pw // 4, height - 3 * ph // 4)]
+    for x, y in offsets:
+        canvas = np.full((height, width, 3), 127, np.uint8)
+        sx, sy = max(0, -x), max(0, -y)
+        ex, ey = min(pw, width - x), min(ph, height - y)
+        canvas[y + sy : y + ey, x + sx : x + ex] = patch[sy:ey, sx:ex]
+        faces = analyzer.analyze(canvas)
+        assert faces, f"face at offset {(x, y)} not found"
+        for f in faces:
+            assert 0 <= f.box.x1 <= f.box.x2 <= width and 0 <= f.box.y1 <= f.box.y2 <= height
+            assert f.age is not None and 0 < f.age < 120
+
+
+def test_boxes_at_borders_outside_and_empty_crop_without_error(analyzer: Analyzer) -> None:
+    image = read_image(DATA / "compreface-samples" / "000_5.jpg")
+    h, w = image.shape[:2]
+    boxes = [
+        Box(0, 0, 40, 40), Box(w - 40, h - 40, w, h), Box(-30, h / 2, 20, h / 2 + 50),   # corners and a border
+        Box(100, 100, 100, 100), Box(50, 60, 50, 90),                                        # zero area
+        Box(w + 10, h + 10, w + 90, h + 90), Box(-500, -500, -400, -400),                   # outside the frame
+        Box(-5 * w, -5 * h, 6 * w, 6 * h),                                                   # far larger than the frame
+    ]
+    results = analyzer.attributes(image, boxes)
+    assert len(results) == len(boxes)
+    assert all(r.age is not None and r.gender is not None and r.emotion is not None for r in results)
+
+
+def test_empty_and_tiny_frames(analyzer: Analyzer) -> None:
+    assert analyzer.analyze(np.zeros((480, 640, 3), np.uint8)) == []
+    assert analyzer.analyze(np.zeros((1, 1, 3), np.uint8)) == []
+    assert analyzer.analyze(np.zeros((0, 0, 3), np.uint8)) == []
+    assert analyzer.attributes(np.zeros((10, 10, 3), np.uint8), []) == []
+
+
+def test_crop_pads_with_edges_and_keeps_inside_pixels() -> None:
+    image = read_image(DATA / "compreface-samples" / "000_5.jpg")
+    inside = Box(100, 120, 164, 184)
+    assert np.array_equal(crop(image, inside, (64, 64)), image[120:184, 100:164])
+    # Half outside on the left: the left half repeats the first column, the right half is the image.
+    half_out = crop(image, Box(-32, 120, 32, 184), (64, 64))
+    assert np.array_equal(half_out[:, 32:], image[120:184, 0:32])
+    assert np.array_equal(half_out[:, :32], np.repeat(image[120:184, 0:1], 32, axis=1))
+    assert crop(image, Box(5000, 5000, 5100, 5100), (62, 62)).shape == (62, 62, 3)
+
+
+def test_crop_region_is_square_and_enlarged() -> None:
+    region = CropConfig(scale=1.5, square=True).region(Box(10, 20, 30, 60))
+    assert (region.width, region.height) == (60, 60)
+    assert region.center == (20, 40)
+    region = CropConfig(scale=1.0, square=False).region(Box(10, 20, 30, 60))
+    assert (region.width, region.height) == (20, 40)
+    assert CropConfig().region(Box(5, 5, 5, 5)).area >= 1
+    with pytest.raises(ValueError):
+        CropConfig(scale=0)
+
+
+def test_switching_networks_off() -> None:
+    image = read_image(DATA / "compreface-samples" / "000_5.jpg")
+    only_emotion = Analyzer(age_gender=False).analyze(image)
+    assert only_emotion and all(f.age is None and f.gender is None and f.emotion is not None for f in only_emotion)
+    only_age = Analyzer(emotion=False).analyze(image)
+    assert only_age and all(f.age is not None and f.gender is not None and f.emotion is None for f in only_age)
+
+
+def test_confidence_and_minimum_face_size() -> None:
+    image = read_image(DATA / "compreface-samples" / "016_8.jpg")
+    every = Analyzer(confidence=0.3, age_gender=False, emotion=False).detect(image)
+    strict = Analyzer(confidence=0.95, age_gender=False, emotion=False).detect(image)
+    assert len(strict) < len(every) and all(d.confidence >= 0.95 for d in strict)
+    smallest = min(min(d.box.width, d.box.height) for d in every)
+    large = Analyzer(confidence=0.3, min_face=smallest + 1, age_gender=False, emotion=False).detect(image)
+    assert len(large) < len(every) and all(min(d.box.width, d.box.height) >= smallest + 1 for d in large)
+
+
+def test_blur_removes_the_detail_of_every_face(analyzer: Analyzer) -> None:
+    image = read_image(DATA / "compreface-samples" / "000_5.jpg")
+    boxes = [d.box for d in analyzer.detect(image)]
+    blurred = image.copy()
+    blur(blurred, boxes)
+
+    def detail(img: np.ndarray, box: Box) -> float:
+        patch = img[int(box.y1) : int(box.y2), int(box.x1) : int(box.x2)]
+        return cv2.Laplacian(cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
+
+    for box in boxes:
+        assert detail(blurred, box) < 0.1 * detail(image, box)
