@@ -39,7 +39,7 @@ class AttributeEstimator:
         """Attributes of images that are already face crops (each whole image is the face)."""
         if not faces:
             return []
-        return self._run(lambda size: np.stack([cv2.resize(face, size, interpolation=cv2.INTER_AREA) for face in faces]), len(faces))
+        return self._run(lambda size: np.stack([cv2.resize(face, size, interpolation=cv2.INTER_LINEAR) for face in faces]), len(faces))
 
     def _run(self, batch_for, count: int) -> list[Attributes]:
         ages: list[float | None] = [None] * count

@@ -56,8 +56,8 @@ class Detector:
         height, width = image.shape[:2]
         if height == 0 or width == 0:
             return []
-        interpolation = cv2.INTER_AREA if width > 4 * self.network.width else cv2.INTER_LINEAR
-        resized = cv2.resize(image, self.network.size, interpolation=interpolation)
+        # INTER_AREA would be smoother but costs ~9 ms on a 1080p frame against ~0.7 ms.
+        resized = cv2.resize(image, self.network.size, interpolation=cv2.INTER_LINEAR)
         outputs = self.network.infer(resized[np.newaxis])
         return self.parse(outputs, width, height)
 
