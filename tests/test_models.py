@@ -458,3 +458,38 @@ def test_verified_files_are_not_hashed_again(tmp_path, cache):
     os.utime(bin_, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     with pytest.raises(ChecksumError):
         store.locate(DETECTOR)
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+
+def test_command_fetches_into_the_cache_then_analyzes_offline_and_catches_corruption(server, cache, monkeypatch):
+    from typer.testing import CliRunner
+
+    from facelens.cli import app
+
+    from conftest import DATA
+
+    runner = CliRunner()
+    monkeypatch.setenv("FACELENS_MODELS_DIR", "")
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(cache))
+    monkeypatch.setenv("FACELENS_MODELS_URL", server.url)
+    photo = DATA / "compreface-samples" / "000_5.jpg"
+
+    fetched = runner.invoke(app, ["models", "fetch"])
+    assert fetched.exit_code == 0, fetched.output
+    assert len(server.requests) == 6 and len(files_under(cache)) == 6
+    monkeypatch.setenv("FACELENS_MODELS_URL", "http://127.0.0.1:9/")  # nothing may be downloaded from now on
+    analyzed = runner.invoke(app, ["analyze", str(photo), "--jsonl", "-"])
+    assert analyzed.exit_code == 0, analyzed.output
+    assert '"gender"' in analyzed.stdout and len(server.requests) == 6
+
+    weights = next(p for p in files_under(cache) if p.name == "age-gender-recognition-retail-0013.bin")
+    good = weights.read_bytes()
+    weights.write_bytes(flip(good))
+    verified = runner.invoke(app, ["models", "verify"])
+    assert verified.exit_code == 1 and "1 bad" in verified.stderr and sha384(flip(good)) in verified.stderr
+    refused = runner.invoke(app, ["analyze", str(photo)])
+    assert refused.exit_code == 1
+    assert str(weights) in refused.stderr and sha384(good) in refused.stderr and sha384(flip(good)) in refused.stderr
+    assert "Traceback" not in refused.output
