@@ -9,12 +9,15 @@ import numpy as np
 
 from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL, AttributeEstimator
 from .crop import CropConfig
+from .engine import Engine
 from .detect import DEFAULT_DETECTOR, DETECTORS, Detector
 from .errors import ModelError
 from .models import ModelStore
 from .runtime import Network
 from .sources import Source, open_source
 from .types import Attributes, Detection, Face, Frame, FrameResult
+
+SourceSpec = Source | str | int | os.PathLike[str]
 
 
 class Analyzer:
@@ -88,13 +91,24 @@ class Analyzer:
         """Analyze one frame of a source."""
         return FrameResult(frame, tuple(self.analyze(frame.image)))
 
-    def stream(self, source: Source | str | int | os.PathLike[str]) -> Iterator[FrameResult]:
-        """Analyze every frame of a source (see `facelens.sources.open_source`), in order.
+    def pipeline(self, *, depth: int | None = None, timeout: float = 10.0) -> Engine:
+        """A pipelined engine over this analyzer's networks, for several sources and run statistics."""
+        return Engine(self.detector, self.attributes, depth=depth, timeout=timeout)
 
-        A source given by name is opened here and closed when the iterator ends or is closed.
+    def stream(self, sources: SourceSpec | Sequence[SourceSpec], *, live: bool | None = None) -> Iterator[FrameResult]:
+        """Analyze every frame of one or more sources (see `facelens.sources.open_source`), pipelined.
+
+        Each source's results come in frame order; several sources interleave. Cameras and streams
+        run live (newest frame only, older ones dropped) unless `live` says otherwise. Sources given
+        by name are opened here; all are closed when the iterator ends or is closed.
         """
-        if isinstance(source, Source):
-            yield from map(self.process, source)
-            return
-        with open_source(source) as opened:
-            yield from map(self.process, opened)
+        specs = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+        opened: list[Source] = []
+        try:
+            for spec in specs:
+                opened.append(spec if isinstance(spec, Source) else open_source(spec))
+        except BaseException:
+            for source in opened:
+                source.close()
+            raise
+        yield from self.pipeline().run(opened, live)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
+import re
+import sys
+import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -20,11 +24,13 @@ from . import models as model_catalog
 from .analyzer import Analyzer
 from .annotate import annotate
 from .crop import CropConfig
+from .bench import MODES
 from .detect import DEFAULT_DETECTOR, DETECTORS
-from .errors import FacelensError
+from .engine import Engine
+from .errors import FacelensError, SourceError
 from .models import ModelStore
 from .sinks import IMAGE_SUFFIXES, ImageSink, JsonlSink, Sink, VideoSink, WindowSink
-from .sources import Source, open_source
+from .sources import Reconnect, Source, open_source
 
 app = typer.Typer(
     help="Find every face and tell its age, gender and emotion: images, folders, videos, cameras, streams.",
@@ -36,6 +42,8 @@ models_app = typer.Typer(help="List, download and verify the model files.", no_a
 app.add_typer(models_app, name="models")
 
 err = Console(stderr=True)
+# Tables stay readable when piped to a file or a log (rich would wrap them at 80 columns).
+out = Console(width=None if sys.stdout.isatty() else 160)
 log = logging.getLogger("facelens")
 
 ModelsDir = Annotated[
@@ -72,10 +80,10 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 @app.command()
 def analyze(
-    source: Annotated[str, typer.Argument(help="Image, folder, glob ('photos/**/*.jpg'), video file, camera index or stream URL.", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Annotated image (single image), folder (many images) or video (.mp4/.avi/.mkv).", show_default=False)] = None,
-    jsonl: Annotated[Optional[str], typer.Option("--jsonl", help="JSON Lines, one line per frame; '-' for stdout. Default when no other output is asked for.", show_default=False)] = None,
-    show: Annotated[bool, typer.Option("--show", help="Show a live window (needs OpenCV with a GUI).")] = False,
+    sources: Annotated[list[str], typer.Argument(help="Images, folders, globs ('photos/**/*.jpg'), video files, camera indexes or stream URLs; several run together.", show_default=False)],
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Annotated image (single image), folder (many images) or video (.mp4/.avi/.mkv). With several sources put {name} or {index} in it.", show_default=False)] = None,
+    jsonl: Annotated[Optional[str], typer.Option("--jsonl", help="JSON Lines, one line per frame; '-' for stdout (default when no other output is asked for). With several sources a file path needs {name} or {index}.", show_default=False)] = None,
+    show: Annotated[bool, typer.Option("--show", help="Show a live window per source (needs OpenCV with a GUI).")] = False,
     blur: Annotated[bool, typer.Option("--blur", help="Pixelate faces in every image output.")] = False,
     detector: Annotated[str, typer.Option(help=f"Face detector: {', '.join(DETECTORS)}.")] = DEFAULT_DETECTOR,
     confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detector confidence.")] = 0.5,
@@ -84,16 +92,23 @@ def analyze(
     emotion: Annotated[bool, typer.Option("--emotion/--no-emotion", help="Estimate emotion.")] = True,
     crop_scale: Annotated[float, typer.Option(min=0.1, max=10.0, help="Enlarge face boxes by this factor before the attribute networks.")] = CropConfig.scale,
     square: Annotated[bool, typer.Option("--square/--no-square", help="Square face boxes before the attribute networks.")] = CropConfig.square,
+    live: Annotated[Optional[bool], typer.Option("--live/--all-frames", help="Live: newest frame only, older ones dropped (default for cameras and streams). All frames: every frame (default for files).", show_default=False)] = None,
+    retry_for: Annotated[float, typer.Option(min=0.0, help="Seconds to keep reconnecting a stream that dropped (0: never).")] = Reconnect.retry_for,
     device: Annotated[str, typer.Option(help="OpenVINO device: CPU, GPU, NPU, AUTO, ...")] = "CPU",
     precision: Annotated[Optional[str], typer.Option(help="Model precision: FP16-INT8, FP16 or FP32 (default: best available).", show_default=False)] = None,
     models_dir: ModelsDir = None,
 ) -> None:
-    """Analyze faces in SOURCE and write what was found."""
+    """Analyze faces in SOURCES and write what was found."""
     if detector not in DETECTORS:
         raise _fail(f"--detector {detector}: unknown; choose one of {', '.join(DETECTORS)}", 2)
+    several = len(sources) > 1
+    for option, value in (("--output", output), ("--jsonl", jsonl)):
+        if several and value not in (None, "-") and "{name}" not in value and "{index}" not in value:
+            raise _fail(f"{option} {value}: with several sources the path needs {{name}} or {{index}}, e.g. out/{{name}}.mp4", 2)
     try:
-        with open_source(source) as opened, ExitStack() as stack:
-            sinks = _sinks(opened, output, jsonl, show, stack)
+        with ExitStack() as stack:
+            opened = _open_all(sources, Reconnect(retry_for=retry_for), stack)
+            sinks = [_sinks(i, source, output, jsonl, show, stack) for i, source in enumerate(opened)]
             analyzer = Analyzer(
                 detector,
                 device=device,
@@ -106,26 +121,48 @@ def analyze(
                 store=ModelStore(models_dir),
                 progress=True,
             )
-            _run(analyzer, opened, sinks, blur)
+            _run(analyzer.pipeline(), opened, sinks, blur, live)
     except FacelensError as error:
         raise _fail(str(error)) from None
 
 
-def _sinks(source: Source, output: Path | None, jsonl: str | None, show: bool, stack: ExitStack) -> list[Sink]:
+def _open_all(specs: list[str], reconnect: Reconnect, stack: ExitStack) -> list[Source]:
+    """Open every source; with several, one that cannot be opened is a warning and is left out."""
+    opened = []
+    for spec in specs:
+        try:
+            opened.append(stack.enter_context(open_source(spec, reconnect=reconnect)))
+        except SourceError as error:
+            if len(specs) == 1:
+                raise
+            log.warning("%s, skipped", error)
+    if not opened:
+        raise FacelensError("none of the sources could be opened")
+    return opened
+
+
+def _expand(template: str, index: int, source: Source) -> str:
+    stem = Path(source.name.rstrip("/")).stem if source.kind not in ("camera", "stream") else source.kind
+    name = re.sub(r"[^\w.-]+", "_", stem).strip("_") or "source"
+    return template.replace("{name}", name).replace("{index}", str(index))
+
+
+def _sinks(index: int, source: Source, output: str | None, jsonl: str | None, show: bool, stack: ExitStack) -> list[Sink]:
     sinks: list[Sink] = []
     if output is not None:
+        path = Path(_expand(output, index, source))
         if source.kind == "image":
-            sinks.append(ImageSink(output))
+            sinks.append(ImageSink(path))
         elif source.kind == "images":
-            if output.suffix.lower() in IMAGE_SUFFIXES:
-                raise FacelensError(f"--output {output}: {source.name} has many images, so the output must be a folder")
-            sinks.append(ImageSink(output, root=_root_of(source.name)))
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                raise FacelensError(f"--output {path}: {source.name} has many images, so the output must be a folder")
+            sinks.append(ImageSink(path, root=_root_of(source.name)))
         else:
-            sinks.append(VideoSink(output, source.fps))
+            sinks.append(VideoSink(path, source.fps))
     if jsonl is not None or (output is None and not show):
-        sinks.append(JsonlSink(jsonl or "-"))
+        sinks.append(JsonlSink(_expand(jsonl, index, source) if jsonl and jsonl != "-" else "-"))
     if show:
-        sinks.append(WindowSink())
+        sinks.append(WindowSink(f"facelens: {source.name}"))
     for sink in sinks:
         stack.callback(sink.close)
     return sinks
@@ -143,37 +180,99 @@ def _root_of(spec: str) -> str:
     return str(Path(*fixed)) if fixed else "."
 
 
-def _run(analyzer: Analyzer, source: Source, sinks: list[Sink], blur: bool) -> None:
-    wants_picture = any(sink.needs_picture for sink in sinks)
-    frames = faces = 0
+def _run(engine: Engine, sources: list[Source], sinks: list[list[Sink]], blur: bool, live: bool | None) -> None:
+    wants_picture = [any(sink.needs_picture for sink in group) for group in sinks]
     started = time.perf_counter()
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[fps]}")]
-    quiet = any(isinstance(sink, JsonlSink) and sink.path == "-" for sink in sinks) and not err.is_terminal
-    progress = Progress(*columns, console=err, transient=False, disable=quiet)
+    to_stdout = any(isinstance(sink, JsonlSink) and sink.path == "-" for group in sinks for sink in group)
+    progress = Progress(*columns, console=err, disable=to_stdout and not err.is_terminal)
+    frames = 0
     try:
         with progress:
-            task = progress.add_task(Path(source.name).name or source.name, total=source.length, fps="")
-            for result in analyzer.stream(source):
-                picture = annotate(result.frame.image, result.faces, blur_faces=blur) if wants_picture else None
-                for sink in sinks:
+            tasks = [progress.add_task(Path(s.name).name or s.name, total=s.length, fps="") for s in sources]
+            for result in engine.run(sources, live):
+                group = sinks[result.stream]
+                picture = annotate(result.frame.image, result.faces, blur_faces=blur) if wants_picture[result.stream] else None
+                for sink in group:
                     sink.write(result, picture)
                 frames += 1
-                faces += len(result.faces)
-                elapsed = time.perf_counter() - started
-                progress.update(task, advance=1, fps=f"{frames / elapsed:.1f} fps")
-                if any(getattr(sink, "closed_by_user", False) for sink in sinks):
+                stats = engine.sources[result.stream]
+                progress.update(tasks[result.stream], advance=1, fps=f"{stats.fps:.1f} fps" + (f", {stats.dropped} dropped" if stats.dropped else ""))
+                if any(getattr(sink, "closed_by_user", False) for sink in group):
                     break
     except KeyboardInterrupt:
         err.print(f"interrupted after {frames} frames; what was written so far is kept")
         raise typer.Exit(130) from None
     finally:
-        elapsed = time.perf_counter() - started
-        if frames:
-            err.print(f"{frames} frames, {faces} faces in {elapsed:.1f} s ({frames / elapsed:.1f} fps)", highlight=False)
-        if source.skipped:
-            err.print(f"{len(source.skipped)} skipped: " + "; ".join(f"{item} ({why})" for item, why in source.skipped[:5]) + (" ..." if len(source.skipped) > 5 else ""), highlight=False)
+        _summary(engine, sources, time.perf_counter() - started)
     if frames == 0:
-        raise FacelensError(f"{source.name}: no frame could be read")
+        raise FacelensError(f"{sources[0].name if len(sources) == 1 else 'the sources'}: no frame could be read")
+
+
+def _summary(engine: Engine, sources: list[Source], elapsed: float) -> None:
+    if len(sources) == 1:
+        stats, source = engine.sources[0] if engine.sources else None, sources[0]
+        if stats and stats.frames:
+            extra = "".join(f", {n} {what}" for n, what in ((stats.dropped, "dropped"), (stats.errors, "failed")) if n)
+            err.print(f"{stats.frames} frames, {stats.faces} faces in {elapsed:.1f} s ({stats.frames / elapsed:.1f} fps{extra})", highlight=False)
+    else:
+        table = Table("source", "frames", "faces", "dropped", "failed", "fps", "ended", box=None)
+        for stats in engine.sources:
+            table.add_row(stats.name, str(stats.frames), str(stats.faces), str(stats.dropped), str(stats.errors), f"{stats.fps:.1f}", stats.error or "ok")
+        err.print(table)
+    for source in sources:
+        if source.skipped:
+            shown = "; ".join(f"{item} ({why})" for item, why in source.skipped[:5])
+            err.print(f"{len(source.skipped)} skipped: {shown}{' ...' if len(source.skipped) > 5 else ''}", highlight=False, soft_wrap=True)
+    for stats in engine.sources:
+        if stats.error:
+            err.print(f"[yellow]{stats.error}[/]", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def bench(
+    source: Annotated[Optional[str], typer.Argument(help="Video to measure on.", show_default=False)] = None,
+    crowd_from: Annotated[Optional[Path], typer.Option(help="Build a 1920x1080 4x4 crowd video from the videos in this folder and measure on it.", show_default=False)] = None,
+    loop: Annotated[int, typer.Option(min=1, help="Play the input this many times in a row (for long runs and memory growth).")] = 1,
+    modes: Annotated[str, typer.Option(help=f"Comma-separated modes to run: {', '.join(MODES)}.")] = ",".join(MODES),
+    rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds of all modes; the median is reported.")] = 1,
+    live: Annotated[bool, typer.Option("--live", help="Serve the input as a real-time MJPEG stream on loopback and run facelens live on it.")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write every figure to this JSON file.", show_default=False)] = None,
+    detector: Annotated[str, typer.Option(help="Face detector.")] = DEFAULT_DETECTOR,
+    models_dir: ModelsDir = None,
+) -> None:
+    """Measure facelens against decode-only, decode+detect and a one-call-per-face loop, side by side."""
+    from . import bench as benchmark
+
+    wanted = [m.strip() for m in modes.split(",") if m.strip()]
+    if unknown := [m for m in wanted if m not in MODES]:
+        raise _fail(f"--modes: unknown {', '.join(unknown)}; choose from {', '.join(MODES)}", 2)
+    try:
+        if crowd_from is not None:
+            clips = sorted(p for p in crowd_from.iterdir() if p.suffix.lower() in (".mp4", ".avi", ".mkv", ".mov"))
+            source = str(benchmark.make_crowd_video(clips, Path(tempfile.mkdtemp(prefix="facelens-bench-")) / "crowd-4x4-1080p.mp4"))
+            err.print(f"crowd video: {source} (from {len(clips)} clips)", highlight=False)
+        if source is None:
+            raise _fail("give a video to measure on, or --crowd-from FOLDER", 2)
+        store = ModelStore(models_dir)
+        analyzer = Analyzer(detector, store=store, progress=True)
+        results = benchmark.run(source, analyzer, store, wanted, rounds=rounds, loop=loop, live=live, detector=detector)
+    except FacelensError as error:
+        raise _fail(str(error)) from None
+    table = Table("mode", "frames", "faces", "frames/s", "faces/s", "CPU ms/frame", "latency p50/p95 ms", "peak MB", "MB after 1000", box=None)
+    for f in results:
+        latency = "" if f.latency_p50_ms is None else f"{f.latency_p50_ms:.1f} / {f.latency_p95_ms:.1f}"
+        table.add_row(f.mode, str(f.frames), str(f.faces), f"{f.fps:.1f}", f"{f.faces_per_second:.1f}", f"{f.cpu_ms_per_frame:.2f}", latency, f"{f.peak_rss_mb:.0f}", "" if f.rss_after_1000_mb is None else f"{f.rss_after_1000_mb:.0f}")
+    out.print(table)
+    for f in results:
+        if f.stages_ms:
+            out.print(f"{f.mode} time per frame: " + ", ".join(f"{k} {v:.2f} ms" for k, v in f.stages_ms.items()), highlight=False)
+    by_mode = {f.mode: f for f in results}
+    for mine, theirs in (("facelens", "detect"), ("facelens", "per-face")):
+        if mine in by_mode and theirs in by_mode and by_mode[theirs].fps:
+            out.print(f"{mine} / {theirs}: {by_mode[mine].fps / by_mode[theirs].fps:.2f}x frames/s", highlight=False)
+    if json_out:
+        json_out.write_text(json.dumps([f.to_dict() for f in results], indent=2))
 
 
 @models_app.command("list")
@@ -182,7 +281,7 @@ def models_list(models_dir: ModelsDir = None) -> None:
     table = Table("model", "precision", "file", "size", "found at")
     for file, path in ModelStore(models_dir).status():
         table.add_row(file.model, file.precision, file.name, decimal(file.size), str(path) if path else "[dim]not here[/]")
-    Console().print(table)
+    out.print(table)
 
 
 @models_app.command("fetch")

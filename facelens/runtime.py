@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +29,22 @@ def available_devices() -> list[str]:
     return list(core().available_devices)
 
 
+class InferenceError(RuntimeError):
+    """An inference request failed or did not finish in time."""
+
+
 class Network:
     """A model that takes uint8 BGR images of its own size in NHWC order and returns named outputs.
 
     Layout and type conversion are folded into the compiled model, so callers hand over crops as
     they come from OpenCV, without float copies. Each batch size gets its own static-shape compiled
     model, made on first use: on CPU a static batch of N runs about twice as fast as N single calls,
-    while dynamic or padded batches measured slower than that.
+    while dynamic or padded batches measured slower than that. By default models are compiled for
+    throughput (one stream per core), so several requests in flight share the cores without threads
+    spinning; hint="LATENCY" spreads each single request over all cores instead.
     """
 
-    def __init__(self, xml: Path, weights: Path, device: str = "CPU", max_batch: int = 16) -> None:
+    def __init__(self, xml: Path, weights: Path, device: str = "CPU", max_batch: int = 16, hint: str = "THROUGHPUT") -> None:
         try:
             model = core().read_model(str(xml), str(weights))
         except RuntimeError as error:
@@ -52,49 +59,109 @@ class Network:
         self.width = shape[3].get_length()
         self.device = device
         self.max_batch = max_batch
+        self.hint = hint
         self.output_names = [output.get_any_name() for output in model.outputs]
 
         ppp = PrePostProcessor(model)
         ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
         ppp.input().model().set_layout(ov.Layout("NCHW"))
         self._model = ppp.build()
-        self._requests: dict[int, ov.InferRequest] = {}
+        self._compiled: dict[int, ov.CompiledModel] = {}
+        self._idle: dict[int, list[ov.InferRequest]] = {}
         self._lock = threading.Lock()
-        self._request(1)  # fail now, not on the first frame, if the device refuses the model
+        self._release(1, self._take(1))  # fail now, not on the first frame, if the device refuses the model
 
     @property
     def size(self) -> tuple[int, int]:
         """Input (width, height) in pixels."""
         return self.width, self.height
 
-    def _request(self, batch: int) -> ov.InferRequest:
-        request = self._requests.get(batch)
-        if request is None:
-            model = self._model.clone()
-            model.reshape({model.inputs[0]: [batch, self.height, self.width, 3]})
+    def _take(self, batch: int) -> ov.InferRequest:
+        with self._lock:
+            idle = self._idle.setdefault(batch, [])
+            if idle:
+                return idle.pop()
+            compiled = self._compiled.get(batch)
+            if compiled is None:
+                model = self._model.clone()
+                model.reshape({model.inputs[0]: [batch, self.height, self.width, 3]})
+                try:
+                    compiled = core().compile_model(model, self.device, {"PERFORMANCE_HINT": self.hint})
+                except RuntimeError as error:
+                    raise ModelError(f"{self.name}: cannot compile for device {self.device} ({_first_line(error)})") from None
+                self._compiled[batch] = compiled
+            return compiled.create_infer_request()
+
+    def _release(self, batch: int, request: ov.InferRequest) -> None:
+        with self._lock:
+            self._idle[batch].append(request)
+
+    def prepare(self, batch_sizes: Iterable[int]) -> None:
+        """Compile these batch sizes now rather than on first use."""
+        for batch in batch_sizes:
+            self._release(batch, self._take(min(batch, self.max_batch)))
+
+    def submit(self, images: np.ndarray) -> Inference:
+        """Start inference on a uint8 batch (N, height, width, 3) without waiting for it."""
+        if images.ndim != 4 or images.shape[1:] != (self.height, self.width, 3) or images.dtype != np.uint8:
+            raise ValueError(f"{self.name}: expected uint8 (N, {self.height}, {self.width}, 3), got {images.dtype} {images.shape}")
+        parts = []
+        for start in range(0, len(images), self.max_batch):
+            chunk = images[start : start + self.max_batch]
+            request = self._take(len(chunk))
             try:
-                compiled = core().compile_model(model, self.device, {"PERFORMANCE_HINT": "LATENCY"})
+                request.start_async({0: chunk})
             except RuntimeError as error:
-                raise ModelError(f"{self.name}: cannot compile for device {self.device} ({_first_line(error)})") from None
-            request = self._requests[batch] = compiled.create_infer_request()
-        return request
+                raise InferenceError(f"{self.name}: {_first_line(error)}") from None
+            parts.append((len(chunk), request))
+        return Inference(self, parts)
 
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Run a uint8 batch (N, height, width, 3); return each output as an array with N rows."""
-        if images.ndim != 4 or images.shape[1:] != (self.height, self.width, 3) or images.dtype != np.uint8:
-            raise ValueError(f"{self.name}: expected uint8 (N, {self.height}, {self.width}, 3), got {images.dtype} {images.shape}")
-        count = len(images)
-        if count == 0:
-            return {name: np.empty((0,)) for name in self.output_names}
-        parts: dict[str, list[np.ndarray]] = {name: [] for name in self.output_names}
-        with self._lock:  # an infer request is not reentrant
-            for start in range(0, count, self.max_batch):
-                chunk = images[start : start + self.max_batch]
-                request = self._request(len(chunk))
-                request.infer({0: chunk})
-                for name in self.output_names:
-                    parts[name].append(request.get_tensor(name).data.copy())
-        return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+        return self.submit(images).result()
+
+
+class Inference:
+    """Inference in flight; `result()` waits for it. Each output has one row per image."""
+
+    def __init__(self, network: Network, parts: list[tuple[int, ov.InferRequest]]) -> None:
+        self.network = network
+        self._parts = parts
+        self._outputs: dict[str, np.ndarray] | None = None
+
+    def done(self) -> bool:
+        """Whether `result()` would return without waiting."""
+        return self._outputs is not None or all(request.wait_for(0) for _, request in self._parts)
+
+    def result(self, timeout: float | None = None) -> dict[str, np.ndarray]:
+        """The outputs; raises `InferenceError` if a request fails or takes longer than `timeout` seconds."""
+        if self._outputs is not None:
+            return self._outputs
+        network = self.network
+        chunks: dict[str, list[np.ndarray]] = {name: [] for name in network.output_names}
+        parts, self._parts = self._parts, []
+        failure = None
+        for batch, request in parts:
+            try:
+                if timeout is None:
+                    request.wait()
+                elif not request.wait_for(max(1, int(timeout * 1000))):
+                    request.cancel()
+                    failure = failure or f"{network.name}: no result after {timeout:g} s"
+                    continue  # a cancelled request is not reused
+                for name in network.output_names:
+                    chunks[name].append(request.get_tensor(name).data.copy())
+            except RuntimeError as error:
+                failure = failure or f"{network.name}: {_first_line(error)}"
+                continue
+            network._release(batch, request)
+        if failure:
+            raise InferenceError(failure)
+        if not parts:
+            self._outputs = {name: np.empty((0,)) for name in network.output_names}
+        else:
+            self._outputs = {name: np.concatenate(c) for name, c in chunks.items()}
+        return self._outputs
 
 
 def _first_line(error: BaseException) -> str:

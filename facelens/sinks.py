@@ -132,9 +132,9 @@ class WindowSink:
     """A live window; needs an OpenCV built with a GUI (not opencv-python-headless)."""
 
     needs_picture = True
-    title = "facelens"
 
-    def __init__(self) -> None:
+    def __init__(self, title: str = "facelens") -> None:
+        self.title = title
         if not has_gui():
             raise FacelensError(
                 "--show needs OpenCV with a GUI, and the installed one is headless: "

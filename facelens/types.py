@@ -132,6 +132,8 @@ class Frame:
     """Seconds from the start of the source (video position); None for still images."""
     source: str
     """Name of the source: a file path, camera index or stream URL."""
+    note: str | None = None
+    """A remark about this frame, e.g. a reconnection gap before it or a resolution change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,10 @@ class FrameResult:
 
     frame: Frame
     faces: tuple[Face, ...]
+    error: str | None = None
+    """Why this frame has no results (an inference failed or timed out), else None."""
+    stream: int = 0
+    """Position of the frame's source among the sources of the run."""
 
     @property
     def index(self) -> int:
@@ -154,8 +160,8 @@ class FrameResult:
         return self.frame.source
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON Lines record of this frame."""
-        return {
+        """The JSON Lines record of this frame; "error" and "note" appear only when set."""
+        record: dict[str, Any] = {
             "frame": self.index,
             "timestamp": None if self.timestamp is None else round(self.timestamp, 3),
             "source": self.source,
@@ -163,3 +169,8 @@ class FrameResult:
             "height": self.frame.image.shape[0],
             "faces": [face.to_dict() for face in self.faces],
         }
+        if self.error is not None:
+            record["error"] = self.error
+        if self.frame.note is not None:
+            record["note"] = self.frame.note
+        return record

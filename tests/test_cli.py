@@ -186,3 +186,47 @@ def test_models_commands(tmp_path: Path) -> None:
     assert listed.exit_code == 0 and "face-detection-retail-0004" in listed.stdout
     verified = facelens("models", "verify")
     assert verified.exit_code == 0 and " 0 bad" in verified.stderr
+
+
+def test_several_sources_write_their_own_outputs(tmp_path: Path) -> None:
+    result = facelens(
+        "analyze", VIDEOS / "speaker-360p.mp4", VIDEOS / "face-demographics-walking.gif", tmp_path / "missing.mp4",
+        "--jsonl", tmp_path / "out" / "{name}.jsonl", "--output", tmp_path / "out" / "{index}-{name}.mp4",
+    )
+    assert result.exit_code == 0, result.output
+    assert "missing.mp4" in result.stderr and "skipped" in result.stderr
+    speaker, walking = lines(tmp_path / "out" / "speaker-360p.jsonl"), lines(tmp_path / "out" / "face-demographics-walking.jsonl")
+    assert [r["frame"] for r in speaker] == list(range(275))
+    assert [r["frame"] for r in walking] == list(range(35))
+    assert {r["source"] for r in walking} == {str(VIDEOS / "face-demographics-walking.gif")}
+    assert sum(len(r["faces"]) for r in walking) > 35
+    for name, frames in (("0-speaker-360p.mp4", 275), ("1-face-demographics-walking.mp4", 35)):
+        assert cv2.VideoCapture(str(tmp_path / "out" / name)).get(cv2.CAP_PROP_FRAME_COUNT) == frames
+    for name in ("speaker-360p", "face-demographics-walking"):
+        assert name in result.stderr  # the per-source summary table
+
+
+def test_several_sources_need_a_path_template(tmp_path: Path) -> None:
+    result = facelens("analyze", VIDEOS / "speaker-360p.mp4", VIDEOS / "street-720p.mp4", "--jsonl", tmp_path / "one.jsonl")
+    assert result.exit_code == 2 and "{name}" in result.stderr
+
+
+def test_live_mode_on_a_file_drops_frames(tmp_path: Path) -> None:
+    result = facelens("analyze", VIDEOS / "street-720p.mp4", "--live", "--jsonl", tmp_path / "live.jsonl")
+    assert result.exit_code == 0, result.output
+    frames = [r["frame"] for r in lines(tmp_path / "live.jsonl")]
+    assert frames == sorted(set(frames)) and frames[-1] == 476
+    assert len(frames) < 477 and "dropped" in result.stderr
+
+
+def test_bench_prints_every_mode_side_by_side(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["bench", str(VIDEOS / "speaker-360p.mp4"), "--json", str(tmp_path / "b.json")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    figures = {f["mode"]: f for f in json.loads((tmp_path / "b.json").read_text())}
+    assert set(figures) == {"decode", "detect", "per-face", "facelens"}
+    for mode, f in figures.items():
+        assert f["frames"] == 275 and f["fps"] > 0 and f["cpu_ms_per_frame"] > 0 and f["peak_rss_mb"] > 50
+    assert figures["detect"]["faces"] == figures["per-face"]["faces"] == figures["facelens"]["faces"] > 200
+    assert figures["facelens"]["latency_p95_ms"] >= figures["facelens"]["latency_p50_ms"] > 0
+    assert {"decode (reader thread)", "collect attributes"} <= set(figures["facelens"]["stages_ms"])
+    assert "facelens / per-face" in result.stdout and "facelens / detect" in result.stdout

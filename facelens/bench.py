@@ -1,0 +1,351 @@
+"""Benchmarks measured side by side in one run: facelens against simpler loops on the same input.
+
+Modes, each over the same frames:
+- ``decode``: read and decode only;
+- ``detect``: decode, then one synchronous detector call per frame;
+- ``per-face``: the reference design's loop: decode, detect, then one synchronous call per face to
+  each attribute network;
+- ``facelens``: the pipelined engine with both attribute networks, results serialized as JSON Lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .analyzer import Analyzer
+from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL, AttributeEstimator
+from .detect import DETECTORS, Detector
+from .models import ModelStore
+from .runtime import Network
+from .sources import Source, open_source
+from .types import Frame
+
+MODES = ("decode", "detect", "per-face", "facelens")
+
+
+@dataclass
+class Figures:
+    """What one mode achieved."""
+
+    mode: str
+    frames: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    rss_after_1000_mb: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    dropped: int = 0
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    """Time per frame spent in each stage (for facelens, per engine thread or reader thread)."""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def faces_per_second(self) -> float:
+        return self.faces / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_frame(self) -> float:
+        return 1000 * self.cpu_seconds / self.frames if self.frames else 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"fps": self.fps, "faces_per_second": self.faces_per_second, "cpu_ms_per_frame": self.cpu_ms_per_frame}
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MB (Linux), else the peak so far."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+class _Meter:
+    """Wall time, CPU time and peak resident memory of a block, sampled every 20 ms."""
+
+    def __init__(self, figures: Figures) -> None:
+        self.figures = figures
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.figures.peak_rss_mb = max(self.figures.peak_rss_mb, rss_mb())
+
+    def __enter__(self) -> _Meter:
+        self.figures.peak_rss_mb = rss_mb()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.figures.seconds = time.perf_counter() - self._wall
+        self.figures.cpu_seconds = time.process_time() - self._cpu
+        self._stop.set()
+        self._thread.join()
+        self.figures.peak_rss_mb = max(self.figures.peak_rss_mb, rss_mb())
+
+
+class LoopedSource(Source):
+    """A video file played `times` times in a row as one source with continuous frame indices."""
+
+    def __init__(self, path: str | os.PathLike[str], times: int) -> None:
+        first = open_source(path)
+        super().__init__(str(path), first.kind, length=None if first.length is None else first.length * times, fps=first.fps)
+        self.path, self.times, self._current = path, times, first
+
+    def _frames(self) -> Iterator[Frame]:
+        index, offset = 0, 0.0
+        for round_ in range(self.times):
+            source = self._current if round_ == 0 else open_source(self.path)
+            self._current = source
+            last = 0.0
+            with source:
+                for frame in source:
+                    last = frame.timestamp or 0.0
+                    yield Frame(frame.image, index, offset + last, self.name, frame.note)
+                    index += 1
+            offset += last + (1 / self.fps if self.fps else 0.0)
+
+    def close(self) -> None:
+        self._current.close()
+
+
+def make_crowd_video(clips: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], frames: int = 300,
+                     size: tuple[int, int] = (1920, 1080), grid: int = 4, fps: float = 25.0) -> Path:
+    """A `grid` x `grid` mosaic of `clips` (looped, each tile starting at another moment), `frames` long."""
+    if not clips:
+        raise ValueError("no clips to build a crowd video from")
+    width, height = size
+    tile = (width // grid, height // grid)
+    captures = [cv2.VideoCapture(str(clips[i % len(clips)])) for i in range(grid * grid)]
+    for i, capture in enumerate(captures):
+        if not capture.isOpened():
+            raise ValueError(f"{clips[i % len(clips)]}: cannot open video")
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
+        capture.set(cv2.CAP_PROP_POS_FRAMES, (i // len(clips)) * total // grid)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (tile[0] * grid, tile[1] * grid))
+    canvas = np.zeros((tile[1] * grid, tile[0] * grid, 3), np.uint8)
+    try:
+        for _ in range(frames):
+            for i, capture in enumerate(captures):
+                ok, image = capture.read()
+                if not ok:
+                    capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    ok, image = capture.read()
+                y, x = divmod(i, grid)
+                canvas[y * tile[1] : (y + 1) * tile[1], x * tile[0] : (x + 1) * tile[0]] = cv2.resize(image, tile, interpolation=cv2.INTER_AREA)
+            writer.write(canvas)
+    finally:
+        writer.release()
+        for capture in captures:
+            capture.release()
+    return out
+
+
+class Bench:
+    """Runs the modes on one input with the same models and detector settings.
+
+    Args:
+        source: a factory returning a fresh source for each run (a video file, looped or not).
+        analyzer: the facelens analyzer (its detector is also used by the simpler loops).
+        store: where model files come from.
+    """
+
+    def __init__(self, source: Callable[[], Source], analyzer: Analyzer, store: ModelStore | None = None, detector: str = "face-detection-retail-0004") -> None:
+        self.source = source
+        self.analyzer = analyzer
+        store = store or ModelStore()
+
+        def sync(model: str) -> Network:
+            # The simple loops make one synchronous call at a time: latency mode suits them best.
+            return Network(*store.locate(model), hint="LATENCY")
+
+        self.sync_detector = Detector(sync(detector), DETECTORS[detector], analyzer.detector.confidence, analyzer.detector.min_size)
+        self.sync_attributes = AttributeEstimator(sync(AGE_GENDER_MODEL), sync(EMOTION_MODEL), analyzer.attributes.crop)
+
+    def run(self, mode: str, live: bool | None = None) -> Figures:
+        figures = Figures(mode)
+        run = {"decode": self._decode, "detect": self._detect, "per-face": self._per_face, "facelens": self._facelens}[mode]
+        with _Meter(figures):
+            run(figures, live)
+        return figures
+
+    def _frames(self, figures: Figures) -> Iterator[Frame]:
+        decode = 0.0
+        with self.source() as source:
+            frames = iter(source)
+            while True:
+                started = time.perf_counter()
+                frame = next(frames, None)
+                decode += time.perf_counter() - started
+                if frame is None:
+                    break
+                yield frame
+                figures.frames += 1
+                if figures.frames == 1000:
+                    figures.rss_after_1000_mb = rss_mb()
+        figures.stages_ms["decode"] = 1000 * decode / max(figures.frames, 1)
+
+    def _decode(self, figures: Figures, live: bool | None) -> None:
+        for _ in self._frames(figures):
+            pass
+
+    def _detect(self, figures: Figures, live: bool | None) -> None:
+        for frame in self._frames(figures):
+            figures.faces += len(self.sync_detector(frame.image))
+
+    def _per_face(self, figures: Figures, live: bool | None) -> None:
+        detect = attributes = 0.0
+        for frame in self._frames(figures):
+            started = time.perf_counter()
+            detections = self.sync_detector(frame.image)
+            detected = time.perf_counter()
+            for detection in detections:
+                self.sync_attributes(frame.image, [detection.box])
+            attributes += time.perf_counter() - detected
+            detect += detected - started
+            figures.faces += len(detections)
+        n = max(figures.frames, 1)
+        figures.stages_ms |= {"detect": 1000 * detect / n, "attributes": 1000 * attributes / n}
+
+    def _facelens(self, figures: Figures, live: bool | None) -> None:
+        engine = self.analyzer.pipeline()
+        serialize = 0.0
+        for result in engine.run([self.source()], live):
+            started = time.perf_counter()
+            json.dumps(result.to_dict(), separators=(",", ":"))
+            serialize += time.perf_counter() - started
+            figures.frames += 1
+            figures.faces += len(result.faces)
+            if figures.frames == 1000:
+                figures.rss_after_1000_mb = rss_mb()
+        n = max(figures.frames, 1)
+        stats = engine.stats
+        figures.dropped = sum(s.dropped for s in engine.sources)
+        figures.latency_p50_ms = None if stats.latency(50) is None else 1000 * stats.latency(50)
+        figures.latency_p95_ms = None if stats.latency(95) is None else 1000 * stats.latency(95)
+        figures.stages_ms = {
+            "decode (reader thread)": 1000 * stats.decode / n,
+            "resize + start detection": 1000 * stats.detect_submit / n,
+            "detections + crops + start attributes": 1000 * stats.crop_submit / n,
+            "collect attributes": 1000 * stats.collect / n,
+            "engine waiting": 1000 * stats.waiting / n,
+            "json serialization": 1000 * serialize / n,
+        }
+
+
+class MjpegServer:
+    """Serves a video as a real-time MJPEG stream (multipart/x-mixed-replace) on loopback.
+
+    ``with MjpegServer("clip.mp4") as server: open_source(server.url)``. Every client gets the video
+    from its start, paced at the video's frame rate, looping `loops` times.
+    """
+
+    def __init__(self, video: str | os.PathLike[str], fps: float | None = None, loops: int = 1, quality: int = 90) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+        capture = cv2.VideoCapture(str(video))
+        if not capture.isOpened():
+            raise ValueError(f"{video}: cannot open video")
+        self.fps = fps or capture.get(cv2.CAP_PROP_FPS) or 25.0
+        self.jpegs: list[bytes] = []
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                break
+            self.jpegs.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes())
+        capture.release()
+        self.loops = loops
+        self.stopped = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                start = time.perf_counter()
+                try:
+                    for i in range(len(outer.jpegs) * outer.loops):
+                        if outer.stopped.is_set():
+                            return
+                        delay = start + i / outer.fps - time.perf_counter()
+                        if delay > 0:
+                            time.sleep(delay)
+                        jpeg = outer.jpegs[i % len(outer.jpegs)]
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stream.mjpg"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> MjpegServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def run(
+    source: str,
+    analyzer: Analyzer,
+    store: ModelStore,
+    modes: Sequence[str] = MODES,
+    *,
+    rounds: int = 1,
+    loop: int = 1,
+    live: bool = False,
+    detector: str = "face-detection-retail-0004",
+) -> list[Figures]:
+    """Run `modes` alternately `rounds` times on `source`; for each mode, the round with the median frames/s.
+
+    With `live`, facelens runs on the input served as a real-time MJPEG stream on loopback, in
+    live mode (newest frame only), so its latency is that of a camera or stream.
+    """
+    make: Callable[[], Source] = (lambda: LoopedSource(source, loop)) if loop > 1 else (lambda: open_source(source))
+    bench = Bench(make, analyzer, store, detector)
+    # Compile every batch size now, so no mode pays for compiling during its run.
+    for network in (analyzer.attributes.age_gender, analyzer.attributes.emotion):
+        if network is not None:
+            network.prepare(range(1, network.max_batch + 1))
+    runs: dict[str, list[Figures]] = {mode: [] for mode in modes}
+    for _ in range(rounds):
+        for mode in modes:
+            if mode == "facelens" and live:
+                with MjpegServer(source, loops=loop) as server:
+                    bench_live = Bench(lambda: open_source(server.url), analyzer, store, detector)
+                    bench_live.sync_detector, bench_live.sync_attributes = bench.sync_detector, bench.sync_attributes
+                    figures = bench_live.run(mode, live=True)
+                    figures.mode = "facelens (live)"
+            else:
+                figures = bench.run(mode)
+            runs[mode].append(figures)
+    return [sorted(r, key=lambda f: f.fps)[len(r) // 2] for r in runs.values()]
