@@ -2,6 +2,9 @@
 
 `open_source` decides what a spec names and opens it, failing fast with `SourceError` when it cannot be
 read at all. Inside a batch of images a bad file is logged, recorded in `Source.skipped` and passed over.
+A camera or stream that breaks later is reconnected as `Reconnect` says; its gaps are recorded in
+`Source.gaps` and in the `Frame.note` of the first frame after, and when it does not come back, iteration
+ends with `Source.error` set.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ import glob
 import logging
 import math
 import os
+import queue
 import re
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -40,7 +46,11 @@ STREAM_SCHEMES: tuple[str, ...] = ("rtsp://", "rtsps://", "rtmp://", "http://", 
 """URL prefixes that `open_source` opens as network streams."""
 
 STREAM_TIMEOUT_MS = 10_000
-"""How long a stream may take to open, or to deliver the next frame, before it counts as dead."""
+"""How long a stream may take to open before the attempt counts as failed."""
+
+STREAM_READ_TIMEOUT_MS = 10_000
+"""How long a stream may take to deliver the next frame before it counts as lost. Not shorter, as a camera
+may send a key frame, the first one that can be decoded, only every few seconds."""
 
 _GLOB_MAGIC = re.compile(r"[*?[]")
 _URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", re.IGNORECASE)
@@ -66,6 +76,11 @@ class Source(abc.ABC):
     """True for cameras and streams: frames come in real time and there may be no end."""
     skipped: list[tuple[str, str]]
     """(item, reason) for every item of a batch that was passed over."""
+    gaps: list[tuple[float, float, str]]
+    """(timestamp of the last frame before, seconds without frames, reason) for every outage of a camera
+    or stream that it came back from."""
+    error: str | None
+    """Why iteration ended before the input did (a stream that did not come back), else None."""
 
     def __init__(self, name: str, kind: str, *, length: int | None = None, fps: float | None = None) -> None:
         self.name = name
@@ -73,6 +88,8 @@ class Source(abc.ABC):
         self.length = length
         self.fps = fps
         self.skipped = []
+        self.gaps = []
+        self.error = None
         self._iterated = False
 
     def __iter__(self) -> Iterator[Frame]:
@@ -98,20 +115,47 @@ class Source(abc.ABC):
         return f"{type(self).__name__}({self.name!r}, length={self.length}, fps={self.fps})"
 
 
-def open_source(spec: str | int | os.PathLike[str]) -> Source:
+@dataclass(frozen=True)
+class Reconnect:
+    """How a camera or stream that breaks after it has worked is brought back.
+
+    After a lost connection or a read that fails or times out, the input is opened again at once, then
+    after `first_delay` seconds, then after twice as long each time up to `max_delay`, until a frame comes
+    or `retry_for` seconds of this outage have passed. `Reconnect(retry_for=0)` never retries. The first
+    opening never retries: an input that does not work at all fails at once.
+    """
+
+    retry_for: float = 30.0
+    """Seconds to keep trying per outage before giving up."""
+    first_delay: float = 0.5
+    """Seconds between the first failed attempt and the next."""
+    max_delay: float = 8.0
+    """Longest wait between two attempts."""
+
+    def __post_init__(self) -> None:
+        if not self.retry_for >= 0:
+            raise ValueError(f"retry_for must be 0 or more, not {self.retry_for}")
+        if not 0 < self.first_delay <= self.max_delay:
+            raise ValueError(f"need 0 < first_delay <= max_delay, not {self.first_delay} and {self.max_delay}")
+
+
+def open_source(spec: str | int | os.PathLike[str], *, reconnect: Reconnect | None = None) -> Source:
     """Open what `spec` names: a camera index (int or digits), a stream URL, a folder (searched
     recursively), a glob pattern, an image file or a video file.
 
-    Raises `SourceError` when it does not exist or cannot be read at all.
+    A camera or stream that breaks after it has worked is opened again as `reconnect` says (by default
+    `Reconnect()`: for up to 30 s per outage). Raises `SourceError` when `spec` does not exist or cannot
+    be read at all; the first opening is never retried.
     """
+    reconnect = Reconnect() if reconnect is None else reconnect
     if isinstance(spec, int):
-        return CameraSource(spec)
+        return CameraSource(spec, reconnect=reconnect)
     name = os.fsdecode(spec)
     if isinstance(spec, str):
         if name.isascii() and name.isdigit():
-            return CameraSource(int(name))
+            return CameraSource(int(name), reconnect=reconnect)
         if name.lower().startswith(STREAM_SCHEMES):
-            return StreamSource(name)
+            return StreamSource(name, reconnect=reconnect)
     if os.path.isdir(name):
         return _open_folder(name)
     if os.path.exists(name):
@@ -347,10 +391,18 @@ def _open_capture(*args: object) -> cv2.VideoCapture:
         cv2.utils.logging.setLogLevel(level)
 
 
+def _size_note(previous: tuple[int, ...] | None, image: np.ndarray) -> str | None:
+    """The note for a frame whose size differs from that of the frame before it."""
+    if previous is None or previous == image.shape:
+        return None
+    return f"resolution changed from {previous[1]}x{previous[0]} to {image.shape[1]}x{image.shape[0]}"
+
+
 class _CaptureSource(Source):
     """Frames of a `cv2.VideoCapture`; the first one is read when opening so a dead input fails early."""
 
     _label: str  # names the input in frames and messages
+    _capture: cv2.VideoCapture
 
     def _start(self, capture: cv2.VideoCapture, unopened: str, unreadable: str) -> None:
         """Take over `capture` and read its first frame, raising `SourceError` with the message for what failed."""
@@ -386,10 +438,13 @@ class _CaptureSource(Source):
 
     def _frames(self) -> Iterator[Frame]:
         index = 0
+        shape: tuple[int, ...] | None = None
         current, self._first = self._first, None
         try:
             while current is not None:
-                yield Frame(current[0], index, current[1], self._label)
+                image, timestamp = current
+                yield Frame(image, index, timestamp, self._label, _size_note(shape, image))
+                shape = image.shape
                 index += 1
                 current = self._read(index)
             # A capture closed by the caller also stops reading, but that is no early end.
@@ -417,49 +472,245 @@ class VideoSource(_CaptureSource):
         )
 
 
-class CameraSource(_CaptureSource):
-    """A local camera by index; timestamps are seconds since its first frame."""
-
-    is_live = True
-
-    def __init__(self, index: int) -> None:
-        super().__init__(str(index), "camera")
-        self._label = f"camera {index}"
-        self._started: float | None = None
-        self._first_position: float | None = None
-        self._start(_open_capture(index), f"camera {index}: cannot open", f"camera {index}: cannot read a frame")
-        self.length = None
-
-    def _timestamp(self, index: int) -> float | None:
-        position = self._capture.get(cv2.CAP_PROP_POS_MSEC)
-        now = time.monotonic()
-        if index == 0:
-            self._started = now
-            self._first_position = position if position > 0 else None
-        if position > 0 and self._first_position is not None:
-            # V4L2 reports the driver's clock (time since boot), not time since the capture started.
-            return (position - self._first_position) / 1000
-        return now - self._started
+_END = object()  # what the reader thread of a live source hands over after its last frame
 
 
-class StreamSource(_CaptureSource):
-    """A network stream (RTSP, RTMP, HTTP, UDP, TCP) through FFmpeg, with open and read timeouts.
+class _LiveSource(_CaptureSource):
+    """A camera or stream, read by a thread of its own that reconnects when the input breaks.
 
-    A stream that ends or breaks just ends; there is no reconnecting.
+    The thread owns the capture: OpenCV crashes when a capture is released while another thread reads it,
+    and a read may block for the whole read timeout. So `close()`, from any thread, only tells the reader
+    to stop and returns; iteration ends at once and the reader releases the capture when its read returns.
+
+    Timestamps are seconds since the first frame, by the capture's own clock where it has one, and stay
+    continuous across reconnections: the first frame of a new connection comes the measured gap after
+    the last frame of the old one.
     """
 
     is_live = True
+    _zero_is_a_position = False
+    """Whether a position of 0 is real (streams count from 0) or means the backend has none (cameras)."""
+    _failed_read = "read failed"
+    """The reason of an outage that began with a read failing before its timeout."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url, "stream")
-        self._label = _redact(url)
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
+    def __init__(self, name: str, kind: str, label: str, reconnect: Reconnect) -> None:
+        super().__init__(name, kind)
+        self._label = label
+        self.reconnect = reconnect
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._handover: queue.Queue[object] = queue.Queue(maxsize=1)
+        self._offset = 0.0  # added to positions in the current connection
+        self._connection_frames = 0
+        self._connection_base: float | None = None  # position (ms) of its first frame; None: time by the clock
+        self._connection_started = 0.0
+        self._last: tuple[float, float] = (0.0, 0.0)  # timestamp and time.monotonic() of the last frame
+
+    def _open(self, open_timeout_ms: int) -> cv2.VideoCapture:
+        """A new capture of the input, opened or not."""
+        raise NotImplementedError
+
+    def _timestamp(self, index: int) -> float:
+        position = self._capture.get(cv2.CAP_PROP_POS_MSEC)
+        now = time.monotonic()
+        if self._connection_frames == 0:
+            self._connection_started = now
+            if position > 0:
+                self._connection_base = position
+            else:
+                self._connection_base = 0.0 if self._zero_is_a_position else None
+            if index > 0:  # a new connection starts where the gap ends
+                self._offset = self._last[0] + (now - self._last[1])
+        if self._connection_base is not None and position > 0:
+            seconds = (position - self._connection_base) / 1000
+        elif self._connection_base is not None and self.fps:
+            seconds = self._connection_frames / self.fps
+        else:
+            seconds = now - self._connection_started
+        timestamp = self._offset + seconds
+        if timestamp < self._last[0]:  # the clock went back (a server restarting its file): keep going on
+            self._offset = self._last[0] + (now - self._last[1]) - seconds
+            timestamp = self._offset + seconds
+        self._connection_frames += 1
+        self._last = (timestamp, now)
+        return timestamp
+
+    # The consumer's side.
+
+    def _frames(self) -> Iterator[Frame]:
+        with self._lock:
+            if self._closed:
+                return
+            self._reader = threading.Thread(target=self._run, name=f"facelens reader {self._label}", daemon=True)
+            self._reader.start()
+        try:
+            while not self._stop.is_set():
+                try:
+                    item = self._handover.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                assert isinstance(item, Frame)
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            first = not self._stop.is_set()
+            self._closed = True
+            self._stop.set()
+            self._first = None
+            reader = self._reader
+            if reader is None:
+                self._capture.release()  # no reader was started, so nothing else uses it
+        if first and reader is not None and reader is not threading.current_thread():
+            # Usually quick; a read that blocks is left to finish (the reader releases the capture then).
+            reader.join(1.0)
+
+    # The reader thread's side.
+
+    def _hand_over(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._handover.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            index = 0
+            shape: tuple[int, ...] | None = None
+            notes: list[str] = []
+            current, self._first = self._first, None
+            while current is not None and not self._stop.is_set():
+                image, timestamp = current
+                size_note = _size_note(shape, image)
+                shape = image.shape
+                if size_note is not None:
+                    notes.append(size_note)
+                frame = Frame(image, index, timestamp, self._label, "; ".join(notes) or None)
+                if not self._hand_over(frame):
+                    return
+                index += 1
+                notes = []
+                started = time.monotonic()
+                current = self._read(index)
+                if current is None and not self._stop.is_set() and self.length is None:
+                    # A recording served over the network (it has a length) ends when it ends.
+                    if time.monotonic() - started >= self._read_timeout() * 0.9:
+                        reason = f"no frame for {self._read_timeout():g} s"
+                    else:
+                        reason = self._failed_read
+                    current, note = self._recover(reason, index)
+                    if note is not None:
+                        notes = [note]
+            self._hand_over(_END)
+        except BaseException as error:  # handed to the consumer, who raises it
+            self._hand_over(error)
+        finally:
+            self._capture.release()
+
+    def _read_timeout(self) -> float:
+        """Seconds after which a read gives up, if the capture has a read timeout."""
+        return math.inf
+
+    def _recover(self, reason: str, index: int) -> tuple[tuple[np.ndarray, float] | None, str | None]:
+        """Open the input again until a frame comes, the budget of `reconnect` is spent or the source is closed.
+
+        Returns the first frame of the new connection and its note, or (None, None) when closed or after
+        setting `error`.
+        """
+        lost_at = self._last
+        self._capture.release()
+        policy = self.reconnect
+        if policy.retry_for <= 0:
+            self.error = f"{self._label}: {self.kind} lost ({reason}), reconnecting is off"
+            logger.warning("%s", self.error)
+            return None, None
+        logger.warning("%s: %s lost (%s), reconnecting", self._label, self.kind, reason)
+        deadline = time.monotonic() + policy.retry_for
+        delay = policy.first_delay
+        while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            capture = self._open(min(STREAM_TIMEOUT_MS, max(1000, int(remaining * 1000))))
+            if self._stop.is_set():
+                capture.release()
+                return None, None
+            if capture.isOpened():
+                self._capture = capture
+                self._connection_frames = 0
+                first = self._read(index)
+                if first is not None:
+                    gap = time.monotonic() - lost_at[1]
+                    note = f"reconnected after {gap:.1f} s gap ({reason})"
+                    self.gaps.append((lost_at[0], gap, reason))
+                    logger.warning("%s: %s", self._label, note)
+                    return first, note
+            capture.release()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._stop.wait(min(delay, remaining)):
+                break
+            delay = min(delay * 2, policy.max_delay)
+        if self._stop.is_set():
+            return None, None
+        self.error = f"{self._label}: {self.kind} lost and not back after {policy.retry_for:g} s, giving up"
+        logger.warning("%s", self.error)
+        return None, None
+
+
+class CameraSource(_LiveSource):
+    """A local camera by index; timestamps are seconds since its first frame. Reconnects as `Reconnect` says."""
+
+    def __init__(self, index: int, *, reconnect: Reconnect = Reconnect()) -> None:
+        super().__init__(str(index), "camera", f"camera {index}", reconnect)
+        self._index = index
         self._start(
-            _open_capture(url, cv2.CAP_FFMPEG, params),
+            self._open(STREAM_TIMEOUT_MS), f"camera {index}: cannot open", f"camera {index}: cannot read a frame"
+        )
+        self.length = None
+
+    def _open(self, open_timeout_ms: int) -> cv2.VideoCapture:
+        return _open_capture(self._index)
+
+
+class StreamSource(_LiveSource):
+    """A network stream (RTSP, RTMP, HTTP, UDP, TCP) through FFmpeg, with open and read timeouts.
+
+    A stream that breaks after it has worked is opened again as `reconnect` says, and gives up with
+    `error` set when it does not come back. A stream that reports a length (a recording served over the
+    network) just ends.
+    """
+
+    _zero_is_a_position = True
+    _failed_read = "connection lost"
+
+    def __init__(self, url: str, *, reconnect: Reconnect = Reconnect()) -> None:
+        super().__init__(url, "stream", _redact(url), reconnect)
+        self._start(
+            self._open(STREAM_TIMEOUT_MS),
             f"{self._label}: cannot open stream"
             f" (unreachable, refused, not a video, or no answer in {STREAM_TIMEOUT_MS // 1000} s)",
             f"{self._label}: cannot open stream (no frame could be decoded)",
         )
+
+    def _open(self, open_timeout_ms: int) -> cv2.VideoCapture:
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            open_timeout_ms,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            STREAM_READ_TIMEOUT_MS,
+        ]
+        return _open_capture(self.name, cv2.CAP_FFMPEG, params)
+
+    def _read_timeout(self) -> float:
+        return STREAM_READ_TIMEOUT_MS / 1000
 
 
 def _redact(url: str) -> str:
