@@ -12,7 +12,8 @@ from .analyzer import Analyzer
 from .crop import CropConfig
 from .errors import ChecksumError, FacelensError, ModelError, SourceError
 from .models import ModelStore
-from .sources import Source, open_source
+from .engine import Engine, EngineStats, SourceStats
+from .sources import Reconnect, Source, open_source
 from .types import EMOTIONS, GENDERS, Attributes, Box, Detection, Emotion, Face, Frame, FrameResult, Gender
 
 __version__ = "0.1.0"
@@ -26,6 +27,8 @@ __all__ = [
     "CropConfig",
     "Detection",
     "Emotion",
+    "Engine",
+    "EngineStats",
     "Face",
     "FacelensError",
     "Frame",
@@ -33,7 +36,9 @@ __all__ = [
     "Gender",
     "ModelError",
     "ModelStore",
+    "Reconnect",
     "Source",
     "SourceError",
+    "SourceStats",
     "open_source",
 ]

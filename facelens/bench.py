@@ -43,11 +43,27 @@ class Figures:
     cpu_seconds: float = 0.0
     peak_rss_mb: float = 0.0
     rss_after_1000_mb: float | None = None
+    rss_every_1000_mb: list[float] = field(default_factory=list)
+    """Resident memory after every 1000 frames: flat when nothing leaks."""
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     dropped: int = 0
     stages_ms: dict[str, float] = field(default_factory=dict)
     """Time per frame spent in each stage (for facelens, per engine thread or reader thread)."""
+
+    def count_frame(self) -> None:
+        self.frames += 1
+        if self.frames % 1000 == 0:
+            self.rss_every_1000_mb.append(round(rss_mb(), 1))
+            if self.frames == 1000:
+                self.rss_after_1000_mb = self.rss_every_1000_mb[0]
+
+    @property
+    def rss_growth(self) -> float | None:
+        """Growth of resident memory from 1000 frames to the end of the run, as a fraction."""
+        if len(self.rss_every_1000_mb) < 2:
+            return None
+        return self.rss_every_1000_mb[-1] / self.rss_every_1000_mb[0] - 1
 
     @property
     def fps(self) -> float:
@@ -62,7 +78,7 @@ class Figures:
         return 1000 * self.cpu_seconds / self.frames if self.frames else 0.0
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"fps": self.fps, "faces_per_second": self.faces_per_second, "cpu_ms_per_frame": self.cpu_ms_per_frame}
+        return asdict(self) | {"fps": self.fps, "faces_per_second": self.faces_per_second, "cpu_ms_per_frame": self.cpu_ms_per_frame, "rss_growth": self.rss_growth}
 
 
 def rss_mb() -> float:
@@ -200,9 +216,7 @@ class Bench:
                 if frame is None:
                     break
                 yield frame
-                figures.frames += 1
-                if figures.frames == 1000:
-                    figures.rss_after_1000_mb = rss_mb()
+                figures.count_frame()
         figures.stages_ms["decode"] = 1000 * decode / max(figures.frames, 1)
 
     def _decode(self, figures: Figures, live: bool | None) -> None:
@@ -234,10 +248,8 @@ class Bench:
             started = time.perf_counter()
             json.dumps(result.to_dict(), separators=(",", ":"))
             serialize += time.perf_counter() - started
-            figures.frames += 1
+            figures.count_frame()
             figures.faces += len(result.faces)
-            if figures.frames == 1000:
-                figures.rss_after_1000_mb = rss_mb()
         n = max(figures.frames, 1)
         stats = engine.stats
         figures.dropped = sum(s.dropped for s in engine.sources)

@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Optional
 
+import cv2
 import typer
 from rich.console import Console
 from rich.filesize import decimal
@@ -67,6 +68,9 @@ class _ConsoleHandler(logging.Handler):
 
 @app.callback()
 def _setup() -> None:
+    # OpenCV's own warnings (a stream read timing out, say) would garble the progress display;
+    # facelens reports those events itself.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     if not any(isinstance(h, _ConsoleHandler) for h in log.handlers):
         log.addHandler(_ConsoleHandler())
         log.setLevel(logging.INFO)
@@ -224,6 +228,10 @@ def _summary(engine: Engine, sources: list[Source], elapsed: float) -> None:
         if source.skipped:
             shown = "; ".join(f"{item} ({why})" for item, why in source.skipped[:5])
             err.print(f"{len(source.skipped)} skipped: {shown}{' ...' if len(source.skipped) > 5 else ''}", highlight=False, soft_wrap=True)
+    for source in sources:
+        if source.gaps:
+            lost = sum(seconds for _, seconds, _ in source.gaps)
+            err.print(f"{source.name}: {len(source.gaps)} gaps, {lost:.1f} s without frames in all", highlight=False, soft_wrap=True)
     for stats in engine.sources:
         if stats.error:
             err.print(f"[yellow]{stats.error}[/]", highlight=False, soft_wrap=True)
@@ -264,6 +272,9 @@ def bench(
         latency = "" if f.latency_p50_ms is None else f"{f.latency_p50_ms:.1f} / {f.latency_p95_ms:.1f}"
         table.add_row(f.mode, str(f.frames), str(f.faces), f"{f.fps:.1f}", f"{f.faces_per_second:.1f}", f"{f.cpu_ms_per_frame:.2f}", latency, f"{f.peak_rss_mb:.0f}", "" if f.rss_after_1000_mb is None else f"{f.rss_after_1000_mb:.0f}")
     out.print(table)
+    for f in results:
+        if f.rss_growth is not None:
+            out.print(f"{f.mode} resident memory every 1000 frames (MB): {' '.join(f'{m:.0f}' for m in f.rss_every_1000_mb)}; growth after the first 1000: {100 * f.rss_growth:+.1f}%", highlight=False)
     for f in results:
         if f.stages_ms:
             out.print(f"{f.mode} time per frame: " + ", ".join(f"{k} {v:.2f} ms" for k, v in f.stages_ms.items()), highlight=False)

@@ -158,7 +158,7 @@ class Engine:
     Args:
         detector: the detection stage.
         attributes: the attribute stage.
-        depth: frames in flight at once (default: 4 for files, 2 when any source is live).
+        depth: frames in flight at once (default: 6 for files, 2 when any source is live).
         timeout: seconds a single inference may take before its frame is marked failed.
         buffer: frames each file reader may decode ahead.
     """
@@ -190,7 +190,7 @@ class Engine:
         self.stats = EngineStats()
         feeds = [_Feed(i, s, s.is_live if live is None else live, self.buffer, ready, self.stats) for i, s in enumerate(sources)]
         self.sources = [feed.stats for feed in feeds]
-        depth = self.depth or (2 if any(f.live for f in feeds) else 4)
+        depth = self.depth or (2 if any(f.live for f in feeds) else 6)
         for feed in feeds:
             feed.thread.start()
         inflight: deque[_Job] = deque()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,8 +23,25 @@ def core() -> ov.Core:
     global _core
     with _core_lock:
         if _core is None:
+            _limit_malloc_arenas()
             _core = ov.Core()
         return _core
+
+
+def _limit_malloc_arenas() -> None:
+    """Cap glibc's malloc at two arenas, process-wide, before OpenVINO and the engine start threads.
+
+    Frames are allocated by reader threads and freed by the engine thread; with glibc's default of
+    one arena per thread the freed buffers stay spread over arenas and resident memory grew ~10%
+    over the first few thousand frames before levelling off. Two arenas keep it flat (measured
+    +0.3% against +9.5% from frame 1,000 to 6,000, and 60 MB less in all). It must happen before
+    the threads exist: arenas already made are never merged.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+        except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
+            pass
 
 
 def available_devices() -> list[str]:
