@@ -62,14 +62,15 @@ class Analyzer:
             raise ModelError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
         store = store or ModelStore()
 
-        def network(model: str) -> Network:
+        def network(model: str, single_thread: bool = False) -> Network:
             xml, weights = store.locate(model, precision, progress=progress)
-            return Network(xml, weights, device)
+            return Network(xml, weights, device, single_thread=single_thread)
 
         self.detector = Detector(network(detector), DETECTORS[detector], confidence, min_face)
+        # The attribute networks are small: one thread a request, as frames overlap anyway.
         self.attributes = AttributeEstimator(
-            network(AGE_GENDER_MODEL) if age_gender else None,
-            network(EMOTION_MODEL) if emotion else None,
+            network(AGE_GENDER_MODEL, single_thread=True) if age_gender else None,
+            network(EMOTION_MODEL, single_thread=True) if emotion else None,
             crop,
         )
 

@@ -26,7 +26,7 @@ from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL, AttributeEstimator
 from .detect import DETECTORS, Detector
 from .models import ModelStore
 from .runtime import Network
-from .sources import Source, open_source
+from .sources import Reconnect, Source, open_source
 from .types import Frame
 
 MODES = ("decode", "detect", "per-face", "facelens")
@@ -353,7 +353,8 @@ def run(
         for mode in modes:
             if mode == "facelens" and live:
                 with MjpegServer(source, loops=loop) as server:
-                    bench_live = Bench(lambda: open_source(server.url), analyzer, store, detector)
+                    # The served clip ends once; reconnecting would only start it over.
+                    bench_live = Bench(lambda: open_source(server.url, reconnect=Reconnect(retry_for=0)), analyzer, store, detector)
                     bench_live.sync_detector, bench_live.sync_attributes = bench.sync_detector, bench.sync_attributes
                     figures = bench_live.run(mode, live=True)
                     figures.mode = "facelens (live)"

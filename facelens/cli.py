@@ -10,6 +10,7 @@ import re
 import sys
 import tempfile
 import time
+from urllib.parse import urlsplit
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Optional
@@ -112,6 +113,10 @@ def analyze(
     try:
         with ExitStack() as stack:
             opened = _open_all(sources, Reconnect(retry_for=retry_for), stack)
+            for option, value in (("--output", output), ("--jsonl", jsonl)):
+                paths = [_expand(value, i, source) for i, source in enumerate(opened)] if value not in (None, "-") else []
+                if len(set(paths)) < len(paths):
+                    raise FacelensError(f"{option} {value}: two sources would write the same file; add {{index}} to the path")
             sinks = [_sinks(i, source, output, jsonl, show, stack) for i, source in enumerate(opened)]
             analyzer = Analyzer(
                 detector,
@@ -146,7 +151,14 @@ def _open_all(specs: list[str], reconnect: Reconnect, stack: ExitStack) -> list[
 
 
 def _expand(template: str, index: int, source: Source) -> str:
-    stem = Path(source.name.rstrip("/")).stem if source.kind not in ("camera", "stream") else source.kind
+    """`template` with {index} and {name}: a file's stem, "camera0", or a stream's host and path."""
+    if source.kind == "camera":
+        stem = f"camera{source.name}"
+    elif source.kind == "stream":
+        url = urlsplit(source.name)
+        stem = (url.hostname or "") + (f"_{url.port}" if url.port else "") + url.path
+    else:
+        stem = Path(source.name.rstrip("/")).stem
     name = re.sub(r"[^\w.-]+", "_", stem).strip("_") or "source"
     return template.replace("{name}", name).replace("{index}", str(index))
 

@@ -408,6 +408,9 @@ class _CaptureSource(Source):
         """Take over `capture` and read its first frame, raising `SourceError` with the message for what failed."""
         self._capture = capture
         self._closed = False
+        # OpenCV crashes or deadlocks when a capture is released while another thread reads it, so
+        # reading and releasing take turns: close() from another thread waits for the read in progress.
+        self._io = threading.Lock()
         if not capture.isOpened():
             capture.release()
             raise SourceError(unopened)
@@ -422,11 +425,15 @@ class _CaptureSource(Source):
             raise SourceError(unreadable)
 
     def _read(self, index: int) -> tuple[np.ndarray, float | None] | None:
-        ok, image = self._capture.read()
-        if not ok or image is None:
-            return None
-        # Right after read(), the position is that of the frame just decoded.
-        return _bgr(image), self._timestamp(index)
+        with self._io:
+            if self._closed:
+                return None
+            ok, image = self._capture.read()
+            if not ok or image is None:
+                return None
+            # Right after read(), the position is that of the frame just decoded.
+            timestamp = self._timestamp(index)
+        return _bgr(image), timestamp
 
     def _timestamp(self, index: int) -> float | None:
         position = self._capture.get(cv2.CAP_PROP_POS_MSEC)
@@ -454,9 +461,11 @@ class _CaptureSource(Source):
             self.close()
 
     def close(self) -> None:
+        """Release the capture; safe from any thread (it waits for a read in progress)."""
         self._closed = True
         self._first = None
-        self._capture.release()
+        with self._io:
+            self._capture.release()
 
 
 class VideoSource(_CaptureSource):

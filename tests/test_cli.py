@@ -230,3 +230,24 @@ def test_bench_prints_every_mode_side_by_side(tmp_path: Path) -> None:
     assert figures["facelens"]["latency_p95_ms"] >= figures["facelens"]["latency_p50_ms"] > 0
     assert {"decode (reader thread)", "collect attributes"} <= set(figures["facelens"]["stages_ms"])
     assert "facelens / per-face" in result.stdout and "facelens / detect" in result.stdout
+
+
+def test_output_names_of_several_sources_never_collide(tmp_path: Path) -> None:
+    from facelens.cli import _expand
+    from facelens.sources import Source
+
+    class Named(Source):
+        def __init__(self, name: str, kind: str) -> None:
+            super().__init__(name, kind)
+
+        def _frames(self):
+            return iter(())
+
+    assert _expand("o/{name}.mp4", 0, Named("rtsp://user:pw@cam.local:554/live/1", "stream")) == "o/cam.local_554_live_1.mp4"
+    assert _expand("o/{name}.mp4", 1, Named("0", "camera")) == "o/camera0.mp4"
+    assert _expand("o/{index}-{name}.jsonl", 2, Named("/data/a b.mp4", "video")) == "o/2-a_b.jsonl"
+    same = tmp_path / "x" / "street-720p.mp4"
+    same.parent.mkdir()
+    same.write_bytes((VIDEOS / "street-720p.mp4").read_bytes())
+    result = facelens("analyze", VIDEOS / "street-720p.mp4", same, "--jsonl", tmp_path / "{name}.jsonl")
+    assert result.exit_code == 1 and "{index}" in result.stderr

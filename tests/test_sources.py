@@ -419,3 +419,17 @@ def test_stream_to_a_closed_port_fails_within_the_timeout():
     message = str(error.value)
     assert message.startswith(f"http://viewer:***@127.0.0.1:{port}/live.mp4: cannot open stream")
     assert "secret" not in message
+
+
+def test_closing_a_video_from_another_thread_while_it_is_read_is_safe():
+    """OpenCV crashes or deadlocks if a capture is released during a read; close() must wait its turn."""
+    for round_ in range(40):
+        source = open_source(VIDEOS / "street-720p.mp4")
+        read = []
+        reader = threading.Thread(target=lambda: read.extend(1 for _ in source), daemon=True)
+        reader.start()
+        time.sleep(0.002 * (round_ % 10))
+        source.close()
+        reader.join(5)
+        assert not reader.is_alive(), f"round {round_}: the reader hung after close()"
+        assert len(read) < 477
