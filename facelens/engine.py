@@ -27,7 +27,7 @@ from .attributes import AttributeEstimator, PendingAttributes
 from .detect import Detector, PendingDetections
 from .runtime import InferenceError
 from .sources import Source
-from .types import Face, Frame, FrameResult
+from .types import Detection, Face, Frame, FrameResult
 
 log = logging.getLogger("facelens")
 
@@ -102,10 +102,10 @@ class _Feed:
                 started = time.perf_counter()
                 frame = next(frames, None)
                 arrived = time.perf_counter()
-                self.engine_stats.decode += arrived - started
                 if frame is None:
                     break
                 with self.ready:
+                    self.engine_stats.decode += arrived - started  # several readers add to it
                     if self.live:
                         if self.buffer:
                             self.buffer.popleft()
@@ -120,9 +120,8 @@ class _Feed:
             self.stats.error = f"{self.source.name}: {error}"
             log.warning("%s, source stopped", self.stats.error)
         finally:
-            error = getattr(self.source, "error", None)
-            if error and not self.stats.error:
-                self.stats.error = error
+            if self.source.error and not self.stats.error:
+                self.stats.error = self.source.error
             with self.ready:
                 self.finished = True
                 self.ready.notify_all()
@@ -143,7 +142,7 @@ class _Job:
         self.arrived = arrived
         self.pending_detections: PendingDetections | None = None
         self.pending_attributes: PendingAttributes | None = None
-        self.detections: list = []
+        self.detections: list[Detection] = []
         self.faces: tuple[Face, ...] | None = None
         self.error: str | None = None
 

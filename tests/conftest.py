@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -25,3 +26,14 @@ os.environ["FACELENS_MODELS_DIR"] = str(MODELS_DIR)
 def _private_cache(tmp_path_factory, monkeypatch):
     """Keep every test away from the user's real model cache."""
     monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def warnings_log(caplog):
+    """Warnings of the "facelens" logger, even after the CLI has stopped it propagating."""
+    logger = logging.getLogger("facelens")
+    previous = logger.propagate
+    logger.propagate = True
+    caplog.set_level(logging.WARNING, logger="facelens")
+    yield caplog
+    logger.propagate = previous

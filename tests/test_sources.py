@@ -27,17 +27,6 @@ SMALL = [PHOTOS / name for name in ("007_B.jpg", "008_B.jpg", "009_C.jpg", "017_
 STREET = VIDEOS / "street-720p.mp4"
 
 
-@pytest.fixture
-def warnings_log(caplog):
-    """Warnings of the "facelens" logger, even after the CLI has stopped it propagating."""
-    logger = logging.getLogger("facelens")
-    previous = logger.propagate
-    logger.propagate = True
-    caplog.set_level(logging.WARNING, logger="facelens")
-    yield caplog
-    logger.propagate = previous
-
-
 def frames_of(spec) -> tuple[Source, list]:
     with open_source(spec) as source:
         return source, list(source)

@@ -171,17 +171,6 @@ def _no_reader_left() -> Iterator[None]:
     assert _readers() == []
 
 
-@pytest.fixture
-def warnings_log(caplog):
-    """Warnings of the "facelens" logger, even after the CLI has stopped it propagating."""
-    logger = logging.getLogger("facelens")
-    previous = logger.propagate
-    logger.propagate = True
-    caplog.set_level(logging.WARNING, logger="facelens")
-    yield caplog
-    logger.propagate = previous
-
-
 def messages(log) -> list[str]:
     return [record.getMessage() for record in log.records if record.name == "facelens"]
 
