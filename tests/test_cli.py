@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
 from facelens.cli import app
@@ -21,7 +22,7 @@ PHOTOS = DATA / "compreface-samples"
 runner = CliRunner()
 
 
-def facelens(*args: str | Path) -> "Result":
+def facelens(*args: str | Path) -> Result:
     return runner.invoke(app, [str(a) for a in args])
 
 

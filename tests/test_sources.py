@@ -415,7 +415,7 @@ def test_closing_a_video_from_another_thread_while_it_is_read_is_safe():
     for round_ in range(40):
         source = open_source(VIDEOS / "street-720p.mp4")
         read = []
-        reader = threading.Thread(target=lambda: read.extend(1 for _ in source), daemon=True)
+        reader = threading.Thread(target=lambda read=read, source=source: read.extend(1 for _ in source), daemon=True)
         reader.start()
         time.sleep(0.002 * (round_ % 10))
         source.close()

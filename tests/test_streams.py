@@ -4,7 +4,6 @@ stalled and switched to another video while a `StreamSource` reads it."""
 from __future__ import annotations
 
 import http.server
-import logging
 import socket
 import threading
 import time
