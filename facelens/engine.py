@@ -251,6 +251,7 @@ class Engine:
         timeout = self.timeout if wait else None
         try:
             if job.pending_attributes is None:
+                assert job.pending_detections is not None  # only missing when starting failed, which completes the job
                 if not (wait or job.pending_detections.done()):
                     return
                 started = time.perf_counter()

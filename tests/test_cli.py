@@ -11,8 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from facelens.cli import app
 
