@@ -492,3 +492,25 @@ def test_a_failure_in_the_reader_thread_is_raised_by_the_iteration(server, monke
     with open_source(server.url) as source, pytest.raises(RuntimeError, match="converter broke"):
         frames.extend(source)
     assert [frame.index for frame in frames] == [0, 1, 2]
+
+
+def test_a_dead_stream_ends_while_the_other_sources_keep_running(server, warnings_log):
+    from facelens import Analyzer
+
+    engine = Analyzer().pipeline()
+    stream = open_source(server.url, reconnect=Reconnect(retry_for=1, first_delay=0.2))
+    video = open_source(VIDEOS / "street-720p.mp4")
+    counts = [0, 0]
+    last_stream_result = None
+    for result in engine.run([stream, video]):
+        counts[result.stream] += 1
+        if result.stream == 0:
+            last_stream_result = time.perf_counter()
+            if counts[0] == 5:
+                server.stop()
+    stream_stats, video_stats = engine.sources
+    # The stream ended with its error; the video went on to its last frame, in order, after that.
+    assert stream_stats.error == f"{server.url}: stream lost and not back after 1 s, giving up"
+    assert 5 <= counts[0] <= 15 and stream_stats.live
+    assert counts[1] == video_stats.frames == 477 and video_stats.error is None and not video_stats.live
+    assert video_stats.ended is not None and video_stats.ended > last_stream_result
