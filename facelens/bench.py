@@ -198,16 +198,17 @@ class Bench:
         self.sync_detector = Detector(sync(detector), DETECTORS[detector], analyzer.detector.confidence, analyzer.detector.min_size)
         self.sync_attributes = AttributeEstimator(sync(AGE_GENDER_MODEL), sync(EMOTION_MODEL), analyzer.attributes.crop)
 
-    def run(self, mode: str, live: bool | None = None) -> Figures:
+    def run(self, mode: str, source: Callable[[], Source] | None = None, live: bool | None = None) -> Figures:
+        """Measure one mode, on the bench's input or on the sources `source` makes."""
         figures = Figures(mode)
         run = {"decode": self._decode, "detect": self._detect, "per-face": self._per_face, "facelens": self._facelens}[mode]
         with _Meter(figures):
-            run(figures, live)
+            run(figures, source or self.source, live)
         return figures
 
-    def _frames(self, figures: Figures) -> Iterator[Frame]:
+    def _frames(self, figures: Figures, make: Callable[[], Source]) -> Iterator[Frame]:
         decode = 0.0
-        with self.source() as source:
+        with make() as source:
             frames = iter(source)
             while True:
                 started = time.perf_counter()
@@ -219,17 +220,17 @@ class Bench:
                 figures.count_frame()
         figures.stages_ms["decode"] = 1000 * decode / max(figures.frames, 1)
 
-    def _decode(self, figures: Figures, live: bool | None) -> None:
-        for _ in self._frames(figures):
+    def _decode(self, figures: Figures, make: Callable[[], Source], live: bool | None) -> None:
+        for _ in self._frames(figures, make):
             pass
 
-    def _detect(self, figures: Figures, live: bool | None) -> None:
-        for frame in self._frames(figures):
+    def _detect(self, figures: Figures, make: Callable[[], Source], live: bool | None) -> None:
+        for frame in self._frames(figures, make):
             figures.faces += len(self.sync_detector(frame.image))
 
-    def _per_face(self, figures: Figures, live: bool | None) -> None:
+    def _per_face(self, figures: Figures, make: Callable[[], Source], live: bool | None) -> None:
         detect = attributes = 0.0
-        for frame in self._frames(figures):
+        for frame in self._frames(figures, make):
             started = time.perf_counter()
             detections = self.sync_detector(frame.image)
             detected = time.perf_counter()
@@ -241,10 +242,10 @@ class Bench:
         n = max(figures.frames, 1)
         figures.stages_ms |= {"detect": 1000 * detect / n, "attributes": 1000 * attributes / n}
 
-    def _facelens(self, figures: Figures, live: bool | None) -> None:
+    def _facelens(self, figures: Figures, make: Callable[[], Source], live: bool | None) -> None:
         engine = self.analyzer.pipeline()
         serialize = 0.0
-        for result in engine.run([self.source()], live):
+        for result in engine.run([make()], live):
             started = time.perf_counter()
             json.dumps(result.to_dict(), separators=(",", ":"))
             serialize += time.perf_counter() - started
@@ -354,9 +355,8 @@ def run(
             if mode == "facelens" and live:
                 with MjpegServer(source, loops=loop) as server:
                     # The served clip ends once; reconnecting would only start it over.
-                    bench_live = Bench(lambda: open_source(server.url, reconnect=Reconnect(retry_for=0)), analyzer, store, detector)
-                    bench_live.sync_detector, bench_live.sync_attributes = bench.sync_detector, bench.sync_attributes
-                    figures = bench_live.run(mode, live=True)
+                    stream = lambda url=server.url: open_source(url, reconnect=Reconnect(retry_for=0))  # noqa: E731
+                    figures = bench.run(mode, stream, live=True)
                     figures.mode = "facelens (live)"
             else:
                 figures = bench.run(mode)

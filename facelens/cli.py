@@ -10,23 +10,31 @@ import re
 import sys
 import tempfile
 import time
-from urllib.parse import urlsplit
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Optional
+from urllib.parse import urlsplit
 
 import cv2
 import typer
 from rich.console import Console
 from rich.filesize import decimal
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from . import models as model_catalog
 from .analyzer import Analyzer
 from .annotate import annotate
-from .crop import CropConfig
+from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL
 from .bench import MODES
+from .crop import CropConfig
 from .detect import DEFAULT_DETECTOR, DETECTORS
 from .engine import Engine
 from .errors import FacelensError, SourceError
@@ -226,12 +234,12 @@ def _run(engine: Engine, sources: list[Source], sinks: list[list[Sink]], blur: b
 
 
 def _summary(engine: Engine, sources: list[Source], elapsed: float) -> None:
-    if len(sources) == 1:
-        stats, source = engine.sources[0] if engine.sources else None, sources[0]
-        if stats and stats.frames:
+    if len(engine.sources) == 1:
+        stats = engine.sources[0]
+        if stats.frames:
             extra = "".join(f", {n} {what}" for n, what in ((stats.dropped, "dropped"), (stats.errors, "failed")) if n)
             err.print(f"{stats.frames} frames, {stats.faces} faces in {elapsed:.1f} s ({stats.frames / elapsed:.1f} fps{extra})", highlight=False)
-    else:
+    elif engine.sources:
         table = Table("source", "frames", "faces", "dropped", "failed", "fps", "ended", box=None)
         for stats in engine.sources:
             table.add_row(stats.name, str(stats.frames), str(stats.faces), str(stats.dropped), str(stats.errors), f"{stats.fps:.1f}", stats.error or "ok")
@@ -320,8 +328,6 @@ def models_fetch(
     if all_models:
         wanted = [(m, p) for m in model_catalog.models() for p in model_catalog.precisions(m)]
     else:
-        from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL
-
         wanted = [(m, precision) for m in (names or [DEFAULT_DETECTOR, AGE_GENDER_MODEL, EMOTION_MODEL])]
     try:
         for model, prec in wanted:

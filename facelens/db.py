@@ -53,7 +53,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from functools import partial
@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FacelensError
+from .sinks import write_atomically
 
 log = logging.getLogger("facelens")
 
@@ -510,9 +511,9 @@ def export(
                     rows = _export_rows(conn, table, columns)
                     target = out / f"{table}.{fmt}"
                     if fmt == "csv":
-                        _write_atomically(target, _write_csv, columns, rows)
+                        write_atomically(target, _write_csv, columns, rows)
                     else:
-                        _write_atomically(target, partial(_write_parquet, pq), columns, rows)
+                        write_atomically(target, partial(_write_parquet, pq), columns, rows)
                     written.append(target)
     return written
 
@@ -537,20 +538,6 @@ def _export_rows(conn: sqlite3.Connection, table: str, columns: list[tuple[str, 
                 if values[i] is not None:
                     values[i] = bool(values[i])
             yield values
-
-
-def _write_atomically(target: Path, write: Callable[..., None], *args: Any) -> None:
-    """`write(tmp, *args)` next to `target`, then rename: a reader never sees half a file."""
-    tmp = target.with_name(f".{target.name}.part")
-    try:
-        write(tmp, *args)
-        os.replace(tmp, target)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise FacelensError(f"{target}: cannot write ({error.strerror or error})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _write_csv(path: Path, columns: list[tuple[str, str]], rows: Iterable[list[Any]]) -> None:

@@ -86,7 +86,7 @@ class _Feed:
         self.position = position
         self.source = source
         self.live = live
-        self.capacity = 1 if live else capacity
+        self.capacity = capacity  # files only: a live buffer holds just the newest frame
         self.ready = ready
         self.engine_stats = stats
         self.stats = SourceStats(source.name, live)

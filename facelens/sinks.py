@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 import cv2
 import numpy as np
@@ -120,9 +121,7 @@ class ImageSink:
         ok, encoded = cv2.imencode(suffix, picture)
         if not ok:
             raise FacelensError(f"{target}: cannot encode image")
-        tmp = target.with_name(f".{target.name}.part")
-        tmp.write_bytes(encoded.tobytes())
-        os.replace(tmp, target)
+        write_atomically(target, Path.write_bytes, encoded.tobytes())
 
     def close(self) -> None:
         pass
@@ -158,6 +157,20 @@ def has_gui() -> bool:
         if line.strip().startswith("GUI:"):
             return line.split(":", 1)[1].strip().upper() not in ("NONE", "")
     return False
+
+
+def write_atomically(target: Path, write: Callable[..., None], *args: Any) -> None:
+    """`write(tmp, *args)` next to `target`, then rename: a reader never sees half a file."""
+    tmp = target.with_name(f".{target.name}.part")
+    try:
+        write(tmp, *args)
+        os.replace(tmp, target)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise FacelensError(f"{target}: cannot write ({error.strerror or error})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _make_parent(path: Path) -> None:
