@@ -39,7 +39,7 @@ def run_facelens(analyzer: Analyzer, video: Path) -> tuple[int, int, float]:
     with tempfile.TemporaryDirectory() as tmp:
         sink = JsonlSink(Path(tmp) / "out.jsonl")
         started = time.perf_counter()
-        for result in analyzer.stream(video):
+        for result in analyzer.stream(video, people=None):
             sink.write(result, None)
             frames += 1
             faces += len(result.faces)

@@ -7,12 +7,13 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL, AttributeEstimator
+from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL, HEAD_POSE_MODEL, AttributeEstimator
 from .crop import CropConfig
 from .engine import Engine
 from .detect import DEFAULT_DETECTOR, DETECTORS, Detector
 from .errors import ModelError
 from .models import ModelStore
+from .people import PeopleConfig
 from .runtime import Network
 from .sources import Source, open_source
 from .types import Attributes, Detection, Face, Frame, FrameResult
@@ -37,6 +38,7 @@ class Analyzer:
         min_face: minimum face size in frame pixels (shorter side).
         age_gender: run age-gender-recognition-retail-0013.
         emotion: run emotions-recognition-retail-0003.
+        head_pose: run head-pose-estimation-adas-0001 (it weighs views for fusion and measures attention).
         crop: how detected boxes are cut out for the attribute networks.
         precision: model precision (FP16-INT8, FP16, FP32); the best one available by default.
         store: where model files come from; by default the models directory of
@@ -53,6 +55,7 @@ class Analyzer:
         min_face: float = 0.0,
         age_gender: bool = True,
         emotion: bool = True,
+        head_pose: bool = True,
         crop: CropConfig = CropConfig(),
         precision: str | None = None,
         store: ModelStore | None = None,
@@ -72,6 +75,7 @@ class Analyzer:
             network(AGE_GENDER_MODEL, single_thread=True) if age_gender else None,
             network(EMOTION_MODEL, single_thread=True) if emotion else None,
             crop,
+            network(HEAD_POSE_MODEL, single_thread=True) if head_pose else None,
         )
 
     def detect(self, image: np.ndarray) -> list[Detection]:
@@ -92,16 +96,29 @@ class Analyzer:
         """Analyze one frame of a source."""
         return FrameResult(frame, tuple(self.analyze(frame.image)))
 
-    def pipeline(self, *, depth: int | None = None, timeout: float = 10.0) -> Engine:
+    def pipeline(self, *, people: PeopleConfig | None = PeopleConfig(), depth: int | None = None, timeout: float = 10.0) -> Engine:
         """A pipelined engine over this analyzer's networks, for several sources and run statistics."""
-        return Engine(self.detector, self.attributes, depth=depth, timeout=timeout)
+        return Engine(self.detector, self.attributes, people=people, depth=depth, timeout=timeout)
 
-    def stream(self, sources: SourceSpec | Sequence[SourceSpec], *, live: bool | None = None) -> Iterator[FrameResult]:
+    def stream(
+        self,
+        sources: SourceSpec | Sequence[SourceSpec],
+        *,
+        live: bool | None = None,
+        people: PeopleConfig | None = PeopleConfig(),
+    ) -> Iterator[FrameResult]:
         """Analyze every frame of one or more sources (see `facelens.sources.open_source`), pipelined.
 
         Each source's results come in frame order; several sources interleave. Cameras and streams
         run live (newest frame only, older ones dropped) unless `live` says otherwise. Sources given
         by name are opened here; all are closed when the iterator ends or is closed.
+
+        Faces in videos are tracked and their attributes fused per person (`Face.track_id`,
+        `Face.person`, enter/exit events and person records, see `facelens.people`); the attribute
+        networks then skip faces whose labels are settled, so a face's own `age`, `gender` and
+        `emotion` may be None in a frame. `people=None` turns that off: every face of every frame
+        on its own, as the networks see it. With tracking, each source ends with one more result
+        (`FrameResult.end`) carrying the exits of the people still in view.
         """
         specs = list(sources) if isinstance(sources, (list, tuple)) else [sources]
         opened: list[Source] = []
@@ -112,4 +129,4 @@ class Analyzer:
             for source in opened:
                 source.close()
             raise
-        yield from self.pipeline().run(opened, live)
+        yield from self.pipeline(people=people).run(opened, live)

@@ -15,7 +15,14 @@ _BLUR_REGION = CropConfig(scale=1.3, square=False)
 
 
 def label(face: Face) -> str:
-    """Short text for a face, e.g. "F 34 happy"."""
+    """Short text for a face: "F 34 happy" from this frame, or for a tracked person its fused
+    labels, e.g. "#3 F 30-44 happy" ("?" where still unknown, "<18?" when the age looks under 18)."""
+    person = face.person
+    if person is not None:
+        gender = "?" if person.gender == "unknown" else person.gender[0].upper()
+        age = "?" if person.age_bucket == "unknown" else person.age_bucket + ("<18?" if person.minor else "")
+        emotion = "?" if person.emotion == "unknown" else person.emotion
+        return f"#{face.track_id} {gender} {age} {emotion}"
     parts = []
     if face.gender is not None:
         parts.append(face.gender.label[0].upper())
@@ -50,7 +57,8 @@ def annotate(image: np.ndarray, faces: Sequence[Face], *, blur_faces: bool = Fal
     thickness = max(1, round(min(out.shape[:2]) / 360))
     scale = thickness * 0.5
     for face in faces:
-        color = _COLORS[face.gender.label if face.gender else None]
+        gender = face.person.gender if face.person else face.gender.label if face.gender else None
+        color = _COLORS.get(gender, _COLORS[None])
         x1, y1, x2, y2 = (int(round(v)) for v in (face.box.x1, face.box.y1, face.box.x2, face.box.y2))
         cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness)
         text = label(face)

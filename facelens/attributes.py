@@ -1,4 +1,4 @@
-"""Stage 3: age, gender and emotion of every face of a frame, one batch per network."""
+"""Stage 3: age, gender, emotion and head pose of the faces of a frame, one batch per network."""
 
 from __future__ import annotations
 
@@ -9,57 +9,91 @@ import numpy as np
 
 from .crop import CropConfig, crop_batch
 from .runtime import Inference, Network
-from .types import EMOTIONS, GENDERS, Attributes, Box, Emotion, Gender
+from .types import EMOTIONS, GENDERS, Attributes, Box, Emotion, Gender, Pose
 
 AGE_GENDER_MODEL = "age-gender-recognition-retail-0013"
 EMOTION_MODEL = "emotions-recognition-retail-0003"
+HEAD_POSE_MODEL = "head-pose-estimation-adas-0001"
 
 
 class AttributeEstimator:
-    """Runs the enabled attribute networks on faces.
+    """Runs the enabled attribute networks on faces, one batch per network.
 
     Args:
         age_gender: age-gender-recognition-retail-0013, or None to skip age and gender.
         emotion: emotions-recognition-retail-0003, or None to skip emotion.
         crop: how boxes become network inputs.
+        head_pose: head-pose-estimation-adas-0001, or None to skip head pose.
     """
 
-    def __init__(self, age_gender: Network | None, emotion: Network | None, crop: CropConfig = CropConfig()) -> None:
+    def __init__(
+        self,
+        age_gender: Network | None,
+        emotion: Network | None,
+        crop: CropConfig = CropConfig(),
+        head_pose: Network | None = None,
+    ) -> None:
         self.age_gender = age_gender
         self.emotion = emotion
+        self.head_pose = head_pose
         self.crop = crop
 
     def __call__(self, image: np.ndarray, boxes: Sequence[Box]) -> list[Attributes]:
         """Attributes of the faces at `boxes` in the full-resolution `image`."""
         return self.submit(image, boxes).result()
 
-    def submit(self, image: np.ndarray, boxes: Sequence[Box]) -> PendingAttributes:
-        """Start the networks on the faces at `boxes` in `image` without waiting for them."""
-        return self._submit(lambda size: crop_batch(image, boxes, size, self.crop), len(boxes))
+    def submit(
+        self,
+        image: np.ndarray,
+        boxes: Sequence[Box],
+        *,
+        age_gender: Sequence[int] | None = None,
+        emotion: Sequence[int] | None = None,
+    ) -> PendingAttributes:
+        """Start the networks on the faces at `boxes` in `image` without waiting for them.
+
+        `age_gender` and `emotion` pick the faces (indexes into `boxes`) that network runs on, all by
+        default; the others get None for it. Head pose runs on every face.
+        """
+        return self._submit(lambda size, picked: crop_batch(image, [boxes[i] for i in picked], size, self.crop), len(boxes), age_gender, emotion)
 
     def on_crops(self, faces: Sequence[np.ndarray]) -> list[Attributes]:
         """Attributes of images that are already face crops (each whole image is the face)."""
-        batch_for = lambda size: np.stack([cv2.resize(face, size, interpolation=cv2.INTER_LINEAR) for face in faces])  # noqa: E731
-        return self._submit(batch_for, len(faces)).result()
 
-    def _submit(self, batch_for: Callable[[tuple[int, int]], np.ndarray], count: int) -> PendingAttributes:
-        if count == 0:
-            return PendingAttributes(0, None, None)
-        age_gender = None if self.age_gender is None else self.age_gender.submit(batch_for(self.age_gender.size))
-        emotion = None if self.emotion is None else self.emotion.submit(batch_for(self.emotion.size))
-        return PendingAttributes(count, age_gender, emotion)
+        def batch_for(size: tuple[int, int], picked: Sequence[int]) -> np.ndarray:
+            return np.stack([cv2.resize(faces[i], size, interpolation=cv2.INTER_LINEAR) for i in picked])
+
+        return self._submit(batch_for, len(faces), None, None).result()
+
+    def _submit(
+        self,
+        batch_for: Callable[[tuple[int, int], Sequence[int]], np.ndarray],
+        count: int,
+        age_gender: Sequence[int] | None,
+        emotion: Sequence[int] | None,
+    ) -> PendingAttributes:
+        everyone = range(count)
+        runs: dict[str, tuple[Sequence[int], Inference]] = {}
+        for name, network, picked in (
+            ("age_gender", self.age_gender, age_gender),
+            ("emotion", self.emotion, emotion),
+            ("head_pose", self.head_pose, None),
+        ):
+            picked = everyone if picked is None else picked
+            if network is not None and len(picked):
+                runs[name] = (picked, network.submit(batch_for(network.size, picked)))
+        return PendingAttributes(count, runs)
 
 
 class PendingAttributes:
     """Attribute networks in flight for the faces of one frame."""
 
-    def __init__(self, count: int, age_gender: Inference | None, emotion: Inference | None) -> None:
+    def __init__(self, count: int, runs: dict[str, tuple[Sequence[int], Inference]]) -> None:
         self.count = count
-        self.age_gender = age_gender
-        self.emotion = emotion
+        self.runs = runs
 
     def done(self) -> bool:
-        return all(i is None or i.done() for i in (self.age_gender, self.emotion))
+        return all(inference.done() for _, inference in self.runs.values())
 
     def result(self, timeout: float | None = None) -> list[Attributes]:
         """One `Attributes` per face; `InferenceError` on failure or timeout."""
@@ -67,14 +101,26 @@ class PendingAttributes:
         ages: list[float | None] = [None] * count
         genders: list[Gender | None] = [None] * count
         emotions: list[Emotion | None] = [None] * count
-        if self.age_gender is not None:
-            out = self.age_gender.result(timeout)
-            ages = (out["age_conv3"].reshape(count) * 100.0).tolist()
-            genders = [_gender(p) for p in out["prob"].reshape(count, 2).tolist()]
-        if self.emotion is not None:
-            out = self.emotion.result(timeout)
-            emotions = [_emotion(p) for p in out["prob_emotion"].reshape(count, len(EMOTIONS)).tolist()]
-        return [Attributes(a, g, e) for a, g, e in zip(ages, genders, emotions)]
+        poses: list[Pose | None] = [None] * count
+        if "age_gender" in self.runs:
+            picked, inference = self.runs["age_gender"]
+            out = inference.result(timeout)
+            n = len(picked)
+            for i, age, p in zip(picked, out["age_conv3"].reshape(n).tolist(), out["prob"].reshape(n, 2).tolist()):
+                ages[i], genders[i] = age * 100.0, _gender(p)
+        if "emotion" in self.runs:
+            picked, inference = self.runs["emotion"]
+            out = inference.result(timeout)
+            for i, p in zip(picked, out["prob_emotion"].reshape(len(picked), len(EMOTIONS)).tolist()):
+                emotions[i] = _emotion(p)
+        if "head_pose" in self.runs:
+            picked, inference = self.runs["head_pose"]
+            out = inference.result(timeout)
+            n = len(picked)
+            angles = zip(*(out[name].reshape(n).tolist() for name in ("angle_y_fc", "angle_p_fc", "angle_r_fc")))
+            for i, (yaw, pitch, roll) in zip(picked, angles):
+                poses[i] = Pose(yaw, pitch, roll)
+        return [Attributes(a, g, e, p) for a, g, e, p in zip(ages, genders, emotions, poses)]
 
 
 def _gender(probabilities: list[float]) -> Gender:

@@ -5,7 +5,11 @@ Modes, each over the same frames:
 - ``detect``: decode, then one synchronous detector call per frame;
 - ``per-face``: the reference design's loop: decode, detect, then one synchronous call per face to
   each attribute network;
-- ``facelens``: the pipelined engine with both attribute networks, results serialized as JSON Lines.
+- ``no-track``: the pipelined engine, every face of every frame through the attribute networks and
+  head pose, results serialized as JSON Lines;
+- ``every-frame``: the same, tracked, fused per person;
+- ``facelens``: the default: tracked and fused, with the attribute budget (a settled person's faces
+  skip the age-gender network and see the emotion network twice a second).
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from .analyzer import Analyzer
 from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL, AttributeEstimator
 from .detect import DETECTORS, Detector
 from .models import ModelStore
+from .people import PeopleConfig
 from .runtime import Network
 from .sources import Reconnect, Source, open_source
 from .types import Frame
 
-MODES = ("decode", "detect", "per-face", "facelens")
+MODES = ("decode", "detect", "per-face", "no-track", "every-frame", "facelens")
 
 
 @dataclass
@@ -50,6 +55,10 @@ class Figures:
     dropped: int = 0
     stages_ms: dict[str, float] = field(default_factory=dict)
     """Time per frame spent in each stage (for facelens, per engine thread or reader thread)."""
+    people: int | None = None
+    """Tracked modes: people confirmed."""
+    attribute_share: dict[str, float] = field(default_factory=dict)
+    """Tracked modes: share of the faces each attribute network saw (1.0 without the budget)."""
 
     def count_frame(self) -> None:
         self.frames += 1
@@ -201,7 +210,7 @@ class Bench:
     def run(self, mode: str, source: Callable[[], Source] | None = None, live: bool | None = None) -> Figures:
         """Measure one mode, on the bench's input or on the sources `source` makes."""
         figures = Figures(mode)
-        run = {"decode": self._decode, "detect": self._detect, "per-face": self._per_face, "facelens": self._facelens}[mode]
+        run = {"decode": self._decode, "detect": self._detect, "per-face": self._per_face}.get(mode, self._facelens)
         with _Meter(figures):
             run(figures, source or self.source, live)
         return figures
@@ -243,14 +252,25 @@ class Bench:
         figures.stages_ms |= {"detect": 1000 * detect / n, "attributes": 1000 * attributes / n}
 
     def _facelens(self, figures: Figures, make: Callable[[], Source], live: bool | None) -> None:
-        engine = self.analyzer.pipeline()
+        mode = figures.mode.removesuffix(" (live)")
+        people = None if mode == "no-track" else PeopleConfig(every_frame=mode == "every-frame")
+        engine = self.analyzer.pipeline(people=people)
         serialize = 0.0
         for result in engine.run([make()], live):
             started = time.perf_counter()
             json.dumps(result.to_dict(), separators=(",", ":"))
             serialize += time.perf_counter() - started
+            if result.end:
+                continue
             figures.count_frame()
             figures.faces += len(result.faces)
+        if people is not None:
+            work = engine.people_stats()
+            figures.people = work.people
+            figures.attribute_share = {
+                "age_gender": round(work.age_gender / max(work.faces, 1), 3),
+                "emotion": round(work.emotion / max(work.faces, 1), 3),
+            }
         n = max(figures.frames, 1)
         stats = engine.stats
         figures.dropped = sum(s.dropped for s in engine.sources)

@@ -32,14 +32,16 @@ from rich.table import Table
 from . import models as model_catalog
 from .analyzer import Analyzer
 from .annotate import annotate
-from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL
+from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL, HEAD_POSE_MODEL
 from .bench import MODES
 from .crop import CropConfig
+from .db import Database
 from .detect import DEFAULT_DETECTOR, DETECTORS
 from .engine import Engine
 from .errors import FacelensError, SourceError
 from .models import ModelStore
-from .sinks import IMAGE_SUFFIXES, ImageSink, JsonlSink, Sink, VideoSink, WindowSink
+from .people import PeopleConfig
+from .sinks import IMAGE_SUFFIXES, DatabaseSink, ImageSink, JsonlSink, Sink, VideoSink, WindowSink
 from .sources import Reconnect, Source, open_source
 
 app = typer.Typer(
@@ -105,6 +107,11 @@ def analyze(
     emotion: Annotated[bool, typer.Option("--emotion/--no-emotion", help="Estimate emotion.")] = True,
     crop_scale: Annotated[float, typer.Option(min=0.1, max=10.0, help="Enlarge face boxes by this factor before the attribute networks.")] = CropConfig.scale,
     square: Annotated[bool, typer.Option("--square/--no-square", help="Square face boxes before the attribute networks.")] = CropConfig.square,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Follow faces in videos as people: steady fused labels, enter/exit events, person records. --no-track: every face of every frame on its own.")] = True,
+    every_frame: Annotated[bool, typer.Option("--every-frame", help="Run the attribute networks on every face of every frame (by default a settled person's are skipped).")] = False,
+    db: Annotated[Optional[Path], typer.Option("--db", help="SQLite database to record people and events in (created if missing; each run is added).", show_default=False)] = None,
+    thumbnails: Annotated[bool, typer.Option("--thumbnails", help="Keep a best-shot thumbnail of each person in its record (pixelated with --blur).")] = False,
+    no_images: Annotated[bool, typer.Option("--no-images", help="Store nothing but numbers: refuse --output, --show and --thumbnails.")] = False,
     live: Annotated[Optional[bool], typer.Option("--live/--all-frames", help="Live: newest frame only, older ones dropped (default for cameras and streams). All frames: every frame (default for files).", show_default=False)] = None,
     retry_for: Annotated[float, typer.Option(min=0.0, help="Seconds to keep reconnecting a stream that dropped (0: never).")] = Reconnect.retry_for,
     device: Annotated[str, typer.Option(help="OpenVINO device: CPU, GPU, NPU, AUTO, ...")] = "CPU",
@@ -114,6 +121,12 @@ def analyze(
     """Analyze faces in SOURCES and write what was found."""
     if detector not in DETECTORS:
         raise _fail(f"--detector {detector}: unknown; choose one of {', '.join(DETECTORS)}", 2)
+    if no_images:
+        asked = [name for name, on in (("--output", output is not None), ("--show", show), ("--thumbnails", thumbnails)) if on]
+        if asked:
+            raise _fail(f"--no-images: cannot be combined with {', '.join(asked)}, which store pictures", 2)
+    if (db is not None or thumbnails or every_frame) and not track:
+        raise _fail("--no-track: --db, --thumbnails and --every-frame need tracking", 2)
     several = len(sources) > 1
     for option, value in (("--output", output), ("--jsonl", jsonl)):
         if several and value not in (None, "-") and "{name}" not in value and "{index}" not in value:
@@ -126,6 +139,14 @@ def analyze(
                 if len(set(paths)) < len(paths):
                     raise FacelensError(f"{option} {value}: two sources would write the same file; add {{index}} to the path")
             sinks = [_sinks(i, source, output, jsonl, show, stack) for i, source in enumerate(opened)]
+            people = PeopleConfig(every_frame=every_frame, thumbnails=thumbnails, blur_thumbnails=blur) if track else None
+            if db is not None:
+                database = Database(db)
+                options = {"detector": detector, "confidence": confidence, "every_frame": every_frame, "thumbnails": thumbnails, "blur": blur}
+                shared = DatabaseSink(database, database.start_run([s.name for s in opened], options))
+                stack.callback(shared.close)
+                for group in sinks:
+                    group.append(shared)
             analyzer = Analyzer(
                 detector,
                 device=device,
@@ -138,7 +159,7 @@ def analyze(
                 store=ModelStore(models_dir),
                 progress=True,
             )
-            _run(analyzer.pipeline(), opened, sinks, blur, live)
+            _run(analyzer.pipeline(people=people), opened, sinks, blur, live)
     except FacelensError as error:
         raise _fail(str(error)) from None
 
@@ -216,6 +237,10 @@ def _run(engine: Engine, sources: list[Source], sinks: list[list[Sink]], blur: b
             tasks = [progress.add_task(Path(s.name).name or s.name, total=s.length, fps="") for s in sources]
             for result in engine.run(sources, live):
                 group = sinks[result.stream]
+                if result.end:
+                    for sink in group:
+                        sink.write(result, None)
+                    continue
                 picture = annotate(result.frame.image, result.faces, blur_faces=blur) if wants_picture[result.stream] else None
                 for sink in group:
                     sink.write(result, picture)
@@ -225,6 +250,10 @@ def _run(engine: Engine, sources: list[Source], sinks: list[list[Sink]], blur: b
                 if any(getattr(sink, "closed_by_user", False) for sink in group):
                     break
     except KeyboardInterrupt:
+        # The people still in view leave now, so their records are written too.
+        for result in engine.drain():
+            for sink in sinks[result.stream]:
+                sink.write(result, None)
         err.print(f"interrupted after {frames} frames; what was written so far is kept")
         raise typer.Exit(130) from None
     finally:
@@ -255,6 +284,13 @@ def _summary(engine: Engine, sources: list[Source], elapsed: float) -> None:
     for stats in engine.sources:
         if stats.error:
             err.print(f"[yellow]{stats.error}[/]", highlight=False, soft_wrap=True)
+    people = engine.people_stats()
+    if engine.people is not None and people.faces:
+        err.print(
+            f"{people.people} people; age-gender ran on {people.age_gender / people.faces:.0%} "
+            f"and emotion on {people.emotion / people.faces:.0%} of the {people.faces} faces",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -269,7 +305,8 @@ def bench(
     detector: Annotated[str, typer.Option(help="Face detector.")] = DEFAULT_DETECTOR,
     models_dir: ModelsDir = None,
 ) -> None:
-    """Measure facelens against decode-only, decode+detect and a one-call-per-face loop, side by side."""
+    """Measure facelens (untracked, tracked, tracked with the attribute budget) against decode-only,
+    decode+detect and a one-call-per-face loop, side by side."""
     from . import bench as benchmark
 
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
@@ -299,9 +336,14 @@ def bench(
         if f.stages_ms:
             out.print(f"{f.mode} time per frame: " + ", ".join(f"{k} {v:.2f} ms" for k, v in f.stages_ms.items()), highlight=False)
     by_mode = {f.mode: f for f in results}
-    for mine, theirs in (("facelens", "detect"), ("facelens", "per-face")):
-        if mine in by_mode and theirs in by_mode and by_mode[theirs].fps:
-            out.print(f"{mine} / {theirs}: {by_mode[mine].fps / by_mode[theirs].fps:.2f}x frames/s", highlight=False)
+    for f in results:
+        if f.attribute_share:
+            shares = ", ".join(f"{name} {share:.0%}" for name, share in f.attribute_share.items())
+            out.print(f"{f.mode}: {f.people} people; share of faces through each attribute network: {shares}", highlight=False)
+    for mine in ("no-track", "every-frame", "facelens"):
+        for theirs in ("detect", "per-face"):
+            if mine in by_mode and theirs in by_mode and by_mode[theirs].fps:
+                out.print(f"{mine} / {theirs}: {by_mode[mine].fps / by_mode[theirs].fps:.2f}x frames/s", highlight=False)
     if json_out:
         json_out.write_text(json.dumps([f.to_dict() for f in results], indent=2))
 
@@ -328,7 +370,7 @@ def models_fetch(
     if all_models:
         wanted = [(m, p) for m in model_catalog.models() for p in model_catalog.precisions(m)]
     else:
-        wanted = [(m, precision) for m in (names or [DEFAULT_DETECTOR, AGE_GENDER_MODEL, EMOTION_MODEL])]
+        wanted = [(m, precision) for m in (names or [DEFAULT_DETECTOR, AGE_GENDER_MODEL, EMOTION_MODEL, HEAD_POSE_MODEL])]
     try:
         for model, prec in wanted:
             for path in store.fetch(model, prec, progress=True, force=force):

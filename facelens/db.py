@@ -61,11 +61,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FacelensError
-from .sinks import write_atomically
+from .files import write_atomically
+from .types import EVENT_KINDS, Event, PersonRecord
+
+__all__ = ["EVENT_KINDS", "Database", "Event", "PersonRecord", "export", "person_to_dict", "event_to_dict", "read_jsonl_people"]
 
 log = logging.getLogger("facelens")
-
-EVENT_KINDS: tuple[str, ...] = ("enter", "exit")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -114,47 +115,6 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_run_source ON events (run_id, source);
 """
 """The SQLite schema (version `Database.SCHEMA_VERSION`); the module docstring documents every column."""
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A person entering or leaving the view of a source."""
-
-    source: str
-    track_id: int
-    kind: str
-    """"enter" or "exit"."""
-    timestamp: float | None
-    """Seconds in the source (video position); None for still images."""
-    wall_time: float
-    """Unix time when it was recorded."""
-
-    def __post_init__(self) -> None:
-        if self.kind not in EVENT_KINDS:
-            raise ValueError(f"event kind must be one of {', '.join(EVENT_KINDS)}, not {self.kind!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class PersonRecord:
-    """Everything known about one tracked person of one source: presence and fused attributes."""
-
-    source: str
-    track_id: int
-    first_seen: float | None
-    last_seen: float | None
-    dwell_seconds: float | None
-    attention_seconds: float | None
-    frames: int
-    age: float | None
-    age_uncertainty: float | None
-    age_bucket: str
-    minor: bool | None
-    gender: str
-    gender_confidence: float | None
-    emotion: str
-    emotion_probabilities: dict[str, float] | None
-    thumbnail_jpeg: bytes | None = None
-    """Best shot as JPEG, only when asked for (privacy: off by default)."""
 
 
 _PERSON_COLUMNS = tuple(f.name for f in fields(PersonRecord))

@@ -55,21 +55,23 @@ class Detector:
         """Detections in `image`, most confident first."""
         return self.submit(image).result()
 
-    def submit(self, image: np.ndarray) -> PendingDetections:
-        """Start detection on `image` without waiting for it."""
+    def submit(self, image: np.ndarray, confidence: float | None = None) -> PendingDetections:
+        """Start detection on `image` without waiting for it; `confidence` overrides the threshold."""
         height, width = image.shape[:2]
+        threshold = self.confidence if confidence is None else confidence
         if height == 0 or width == 0:
-            return PendingDetections(self, None, width, height)
+            return PendingDetections(self, None, width, height, threshold)
         # INTER_AREA would be smoother but costs ~9 ms on a 1080p frame against ~0.7 ms.
         resized = cv2.resize(image, self.network.size, interpolation=cv2.INTER_LINEAR)
-        return PendingDetections(self, self.network.submit(resized[np.newaxis]), width, height)
+        return PendingDetections(self, self.network.submit(resized[np.newaxis]), width, height, threshold)
 
-    def parse(self, outputs: dict[str, np.ndarray], width: int, height: int) -> list[Detection]:
+    def parse(self, outputs: dict[str, np.ndarray], width: int, height: int, confidence: float | None = None) -> list[Detection]:
         """Turn raw network outputs into detections in a `width` x `height` frame."""
+        threshold = self.confidence if confidence is None else confidence
         if self.spec.output == "boxes":
             rows = outputs["boxes"].reshape(-1, 5)
             labels = outputs["labels"].reshape(-1)
-            keep = (labels == self.spec.face_label) & (rows[:, 4] >= self.confidence)
+            keep = (labels == self.spec.face_label) & (rows[:, 4] >= threshold)
             rows = rows[keep]
             scale = np.array([width / self.network.width, height / self.network.height] * 2, dtype=np.float32)
             boxes, scores = rows[:, :4] * scale, rows[:, 4]
@@ -77,7 +79,7 @@ class Detector:
             rows = next(iter(outputs.values())).reshape(-1, 7)
             # image_id -1 marks the end of valid rows.
             valid = rows[:, 0] >= 0
-            keep = valid & (rows[:, 1] == self.spec.face_label) & (rows[:, 2] >= self.confidence)
+            keep = valid & (rows[:, 1] == self.spec.face_label) & (rows[:, 2] >= threshold)
             rows = rows[keep]
             boxes = rows[:, 3:7] * np.array([width, height, width, height], dtype=np.float32)
             scores = rows[:, 2]
@@ -94,8 +96,9 @@ class Detector:
 class PendingDetections:
     """Detection in flight for one frame."""
 
-    def __init__(self, detector: Detector, inference: Inference | None, width: int, height: int) -> None:
+    def __init__(self, detector: Detector, inference: Inference | None, width: int, height: int, confidence: float) -> None:
         self.detector = detector
+        self.confidence = confidence
         self.inference = inference
         self.width = width
         self.height = height
@@ -107,4 +110,4 @@ class PendingDetections:
         """Detections in frame pixels, most confident first; `InferenceError` on failure or timeout."""
         if self.inference is None:
             return []
-        return self.detector.parse(self.inference.result(timeout), self.width, self.height)
+        return self.detector.parse(self.inference.result(timeout), self.width, self.height, self.confidence)

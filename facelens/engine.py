@@ -25,9 +25,10 @@ import numpy as np
 
 from .attributes import AttributeEstimator, PendingAttributes
 from .detect import Detector, PendingDetections
+from .people import People, PeopleConfig, PeopleStats, Plan
 from .runtime import InferenceError
 from .sources import Source
-from .types import Detection, Face, Frame, FrameResult
+from .types import Attributes, Detection, Face, Frame, FrameResult
 
 log = logging.getLogger("facelens")
 
@@ -82,8 +83,20 @@ class EngineStats:
 class _Feed:
     """One source read by its own thread into a buffer the engine takes frames from."""
 
-    def __init__(self, position: int, source: Source, live: bool, capacity: int, ready: threading.Condition, stats: EngineStats) -> None:
+    def __init__(
+        self,
+        position: int,
+        source: Source,
+        live: bool,
+        capacity: int,
+        ready: threading.Condition,
+        stats: EngineStats,
+        people: People | None,
+    ) -> None:
         self.position = position
+        self.people = people
+        self.last_frame: Frame | None = None
+        self.ended = False  # its end-of-source result (people mode) was given
         self.source = source
         self.live = live
         self.capacity = capacity  # files only: a live buffer holds just the newest frame
@@ -134,7 +147,7 @@ class _Feed:
 class _Job:
     """One frame on its way through detection and attributes."""
 
-    __slots__ = ("feed", "frame", "arrived", "detections", "pending_detections", "pending_attributes", "faces", "error")
+    __slots__ = ("feed", "frame", "arrived", "detections", "plan", "pending_detections", "pending_attributes", "attributes", "error")
 
     def __init__(self, feed: _Feed, frame: Frame, arrived: float) -> None:
         self.feed = feed
@@ -142,24 +155,34 @@ class _Job:
         self.arrived = arrived
         self.pending_detections: PendingDetections | None = None
         self.pending_attributes: PendingAttributes | None = None
-        self.detections: list[Detection] = []
-        self.faces: tuple[Face, ...] | None = None
+        self.detections: list[Detection] | None = None
+        self.plan: Plan | None = None
+        self.attributes: list[Attributes] | None = None
         self.error: str | None = None
 
     @property
     def complete(self) -> bool:
-        return self.faces is not None or self.error is not None
+        return self.attributes is not None or self.error is not None
+
+    @property
+    def planned(self) -> bool:
+        return self.pending_attributes is not None or self.complete
 
 
 class Engine:
-    """Runs the frames of one or more sources through detect -> crop -> attributes, pipelined.
+    """Runs the frames of one or more sources through detect -> crop -> attributes -> track/fuse, pipelined.
 
     Args:
         detector: the detection stage.
         attributes: the attribute stage.
+        people: track faces and fuse their attributes per person, with an attribute budget (see
+            `facelens.people`); None reports every face of every frame on its own.
         depth: frames in flight at once (default: 6 for files, 2 when any source is live).
         timeout: seconds a single inference may take before its frame is marked failed.
         buffer: frames each file reader may decode ahead.
+
+    With `people`, each source ends with one more result (`FrameResult.end`) that carries the exits
+    and final records of the people still in view.
     """
 
     def __init__(
@@ -167,17 +190,20 @@ class Engine:
         detector: Detector,
         attributes: AttributeEstimator,
         *,
+        people: PeopleConfig | None = None,
         depth: int | None = None,
         timeout: float = 10.0,
         buffer: int = 4,
     ) -> None:
         self.detector = detector
         self.attributes = attributes
+        self.people = people
         self.depth = depth
         self.timeout = timeout
         self.buffer = buffer
         self.sources: list[SourceStats] = []
         self.stats = EngineStats()
+        self._feeds: list[_Feed] = []
 
     def run(self, sources: Sequence[Source], live: bool | None = None) -> Iterator[FrameResult]:
         """Results of every source, each source's frames in order; sources interleave.
@@ -187,7 +213,19 @@ class Engine:
         """
         ready = threading.Condition()
         self.stats = EngineStats()
-        feeds = [_Feed(i, s, s.is_live if live is None else live, self.buffer, ready, self.stats) for i, s in enumerate(sources)]
+        feeds = [
+            _Feed(
+                i,
+                s,
+                s.is_live if live is None else live,
+                self.buffer,
+                ready,
+                self.stats,
+                None if self.people is None else People(s.name, self.people, self.detector.confidence),
+            )
+            for i, s in enumerate(sources)
+        ]
+        self._feeds = feeds
         self.sources = [feed.stats for feed in feeds]
         depth = self.depth or (2 if any(f.live for f in feeds) else 6)
         for feed in feeds:
@@ -204,11 +242,21 @@ class Engine:
                     turn = feeds.index(taken[0]) + 1
                     inflight.append(self._start(*taken))
                     progressed = True
+                # A source's frames are planned (tracked) in order: one waiting for its detections
+                # holds back the later frames of its source.
+                unplanned: set[_Feed] = set()
                 for job in inflight:
-                    self._advance(job, wait=False)
+                    self._advance(job, wait=False, may_plan=job.feed not in unplanned)
+                    if not job.planned:
+                        unplanned.add(job.feed)
                 while inflight and inflight[0].complete:
                     yield self._finish(inflight.popleft())
                     progressed = True
+                for feed in feeds:
+                    if feed.people and not feed.ended and feed.exhausted and all(job.feed is not feed for job in inflight):
+                        ending = self._end(feed)
+                        if ending is not None:
+                            yield ending
                 if not inflight and all(feed.exhausted for feed in feeds):
                     break
                 if not progressed and inflight:
@@ -238,32 +286,45 @@ class Engine:
         job = _Job(feed, frame, arrived)
         started = time.perf_counter()
         try:
-            job.pending_detections = self.detector.submit(frame.image)
+            threshold = feed.people.detector_threshold if feed.people else None
+            job.pending_detections = self.detector.submit(frame.image, threshold)
         except InferenceError as error:
             job.error = str(error)
         self.stats.detect_submit += time.perf_counter() - started
         return job
 
-    def _advance(self, job: _Job, wait: bool) -> None:
-        """Move a job on as far as it can go; with `wait`, block until its current stage is done."""
+    def _advance(self, job: _Job, wait: bool, may_plan: bool = True) -> None:
+        """Move a job on as far as it can go; with `wait`, block until its current stage is done.
+
+        `may_plan` False holds the job after its detections (an earlier frame of its source is not planned yet).
+        """
         if job.complete:
             return
         timeout = self.timeout if wait else None
         try:
             if job.pending_attributes is None:
                 assert job.pending_detections is not None  # only missing when starting failed, which completes the job
-                if not (wait or job.pending_detections.done()):
+                if job.detections is None:
+                    if not (wait or job.pending_detections.done()):
+                        return
+                    job.detections = job.pending_detections.result(timeout)
+                if not may_plan:
                     return
                 started = time.perf_counter()
-                job.detections = job.pending_detections.result(timeout)
-                job.pending_attributes = self.attributes.submit(job.frame.image, [d.box for d in job.detections])
+                people = job.feed.people
+                if people is None:
+                    job.pending_attributes = self.attributes.submit(job.frame.image, [d.box for d in job.detections])
+                else:
+                    job.plan = plan = people.plan(job.frame, job.detections)
+                    job.pending_attributes = self.attributes.submit(
+                        job.frame.image, [d.box for d in plan.detections], age_gender=plan.age_gender, emotion=plan.emotion
+                    )
                 self.stats.crop_submit += time.perf_counter() - started
                 wait = False  # the attributes were just started: let other jobs move meanwhile
             if not (wait or job.pending_attributes.done()):
                 return
             started = time.perf_counter()
-            attributes = job.pending_attributes.result(timeout)
-            job.faces = tuple(Face.of(d, a) for d, a in zip(job.detections, attributes))
+            job.attributes = job.pending_attributes.result(timeout)
             self.stats.collect += time.perf_counter() - started
         except InferenceError as error:
             job.error = str(error)
@@ -274,11 +335,47 @@ class Engine:
         if job.error:
             stats.errors += 1
             log.warning("%s frame %d: %s", job.frame.source, job.frame.index, job.error)
-        stats.faces += len(job.faces or ())
+        job.feed.last_frame = job.frame
+        result = FrameResult(job.frame, (), job.error, job.feed.position)
+        people = job.feed.people
+        if job.plan is not None and people is not None:
+            # In order, so each person's fusion sees its frames in order; a failed frame still
+            # moves presence on (its tracks were updated when it was planned).
+            started = time.perf_counter()
+            observed = people.observe(job.plan, job.attributes)
+            faces = () if job.error else observed.faces
+            result = FrameResult(job.frame, faces, job.error, job.feed.position, observed.events, observed.people)
+            self.stats.collect += time.perf_counter() - started
+        elif job.attributes is not None and job.detections is not None:
+            faces = tuple(Face.of(d, a) for d, a in zip(job.detections, job.attributes))
+            result = FrameResult(job.frame, faces, None, job.feed.position)
+        stats.faces += len(result.faces)
         self.stats.latencies.append(time.perf_counter() - job.arrived)
         if job.feed.exhausted and stats.ended is None:
             stats.ended = time.perf_counter()
-        return FrameResult(job.frame, job.faces or (), job.error, job.feed.position)
+        return result
+
+    def _end(self, feed: _Feed) -> FrameResult | None:
+        """The end-of-source result of a tracked source: exits and final records of everyone in view."""
+        feed.ended = True
+        if feed.people is None or feed.last_frame is None:
+            return None
+        observed = feed.people.finish()
+        return FrameResult(feed.last_frame, (), None, feed.position, observed.events, observed.people, end=True)
+
+    def drain(self) -> list[FrameResult]:
+        """After a run was stopped early (e.g. Ctrl-C): the end-of-source results of the tracked
+        sources that had not ended, so that the people seen so far are recorded."""
+        return [r for feed in self._feeds if not feed.ended and (r := self._end(feed)) is not None]
+
+    def people_stats(self) -> PeopleStats:
+        """People of the last run and the attribute work the budget left, summed over its tracked sources."""
+        total = PeopleStats()
+        for feed in self._feeds:
+            if feed.people is not None:
+                for name, value in vars(feed.people.stats).items():
+                    setattr(total, name, getattr(total, name) + value)
+        return total
 
     def _stop(self, feeds: list[_Feed], inflight: deque[_Job], ready: threading.Condition) -> None:
         with ready:

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .types import EMOTIONS, Attributes, Box
+from .types import EMOTIONS, Attributes, Box, Fused, Pose
+
+__all__ = ["AGE_BUCKETS", "UNKNOWN", "Fused", "FusionConfig", "Observation", "PersonFusion", "Pose", "age_bucket", "face_quality", "sharpness"]
 
 AGE_BUCKETS: tuple[tuple[str, int, int], ...] = (
     ("child", 0, 12),
@@ -93,15 +95,6 @@ def sharpness(crop: np.ndarray) -> float:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
-
-
-@dataclass(frozen=True)
-class Pose:
-    """Head pose in degrees, as head-pose-estimation-adas-0001 gives it (0, 0, 0: facing the camera)."""
-
-    yaw: float
-    pitch: float
-    roll: float
 
 
 def face_quality(box: Box, confidence: float, sharpness: float | None = None, pose: Pose | None = None) -> float:
@@ -195,34 +188,6 @@ class FusionConfig:
             raise ValueError(f"age_memory must be >= 1, got {self.age_memory}")
         if not (self.emotion_half_life > 0 and self.emotion_margin >= 0):
             raise ValueError("emotion_half_life must be > 0 and emotion_margin >= 0")
-
-
-@dataclass(frozen=True)
-class Fused:
-    """What to display for one person now."""
-
-    age: float | None
-    """Weighted median of the observed ages; None before any age was observed."""
-    age_uncertainty: float | None
-    """Standard error of `age` in years (robust); it says how settled the model's estimate is, not
-    the model's own error (~7 years MAE), which more frames cannot reduce."""
-    age_bucket: str
-    """`AGE_BUCKETS` label, or "unknown" until the weight and uncertainty suffice."""
-    minor: bool | None
-    """True when the fused age is under 18; None while the age bucket is unknown. The age model is
-    only valid for 18-75: treat True as a flag for a human to check, not as a fact."""
-    gender: str
-    """"female", "male" or "unknown"."""
-    gender_confidence: float
-    """Posterior probability of the shown gender (of the likelier one while "unknown")."""
-    emotion: str
-    """One of `EMOTIONS`, or "unknown" until the weight suffices."""
-    emotion_probabilities: tuple[float, ...] | None
-    """Time-decayed, quality-weighted mean over `EMOTIONS`; None before any emotion was observed."""
-    observations: int
-    """Observations added, with or without attributes."""
-    weight: float
-    """Sum of their qualities."""
 
 
 def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -333,12 +298,16 @@ class PersonFusion:
         otherwise the fused values can be reused and the network skipped. (Emotion changes within a
         visit, so its network should keep running, maybe at a lower rate.)
         """
+        return not self.settled or quality > self._best * (1 + margin)
+
+    @property
+    def settled(self) -> bool:
+        """Whether gender and age bucket are shown and the age is certain enough: more views of no
+        better quality would change nothing."""
         fused = self._fused
         if self._count == 0 or fused.gender == UNKNOWN or fused.age_bucket == UNKNOWN:
-            return True
-        if fused.age_uncertainty is None or fused.age_uncertainty > self.config.age_max_uncertainty:
-            return True
-        return quality > self._best * (1 + margin)
+            return False
+        return fused.age_uncertainty is not None and fused.age_uncertainty <= self.config.age_max_uncertainty
 
     def _add_age(self, age: float, w: float) -> None:
         entry = (w, self._count, age)

@@ -1,7 +1,8 @@
 """Last stage: where results go. Each sink writes as it goes, so an interrupted run keeps its output.
 
 A sink takes a `FrameResult` and the annotated picture of that frame (None when no sink of the run
-needs pictures), and is closed once at the end.
+needs pictures), and is closed once at the end. Image sinks ignore a source's end result
+(`FrameResult.end`), which carries only people.
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ from typing import IO, Any, Protocol
 import cv2
 import numpy as np
 
+from .db import Database, event_to_dict, person_to_dict
 from .errors import FacelensError
+from .files import make_parent, write_atomically
 from .types import FrameResult
+
+__all__ = ["DatabaseSink", "ImageSink", "JsonlSink", "Sink", "VideoSink", "WindowSink", "has_gui", "write_atomically"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -32,7 +37,12 @@ class Sink(Protocol):
 
 
 class JsonlSink:
-    """One JSON object per frame (see `FrameResult.to_dict`), flushed line by line; "-" is stdout."""
+    """JSON Lines, flushed line by line; "-" is stdout.
+
+    Each line has a "type": "frame" (one per frame, see `FrameResult.to_dict`), and while tracking
+    "event" (a person entered or left) and "person" (a person's record; a later one of the same
+    source and track_id replaces an earlier one), see `facelens.db.event_to_dict` and `person_to_dict`.
+    """
 
     needs_picture = False
 
@@ -41,14 +51,17 @@ class JsonlSink:
         if self.path == "-":
             self._file: IO[str] = sys.stdout
         else:
-            _make_parent(Path(self.path))
+            make_parent(Path(self.path))
             try:
                 self._file = open(self.path, "w", encoding="utf-8")
             except OSError as error:
                 raise FacelensError(f"{self.path}: cannot write ({error.strerror})") from None
 
     def write(self, result: FrameResult, picture: np.ndarray | None) -> None:
-        self._file.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
+        records = [] if result.end else [result.to_dict()]
+        records += [event_to_dict(event) for event in result.events]
+        records += [person_to_dict(person) for person in result.people]
+        self._file.write("".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records))
         self._file.flush()
 
     def close(self) -> None:
@@ -70,9 +83,11 @@ class VideoSink:
         self.fps = fps if fps and 0 < fps < 1000 else 25.0
         self.size: tuple[int, int] | None = None
         self._writer: cv2.VideoWriter | None = None
-        _make_parent(self.path)
+        make_parent(self.path)
 
     def write(self, result: FrameResult, picture: np.ndarray | None) -> None:
+        if result.end:
+            return
         assert picture is not None
         if self._writer is None:
             self.size = (picture.shape[1], picture.shape[0])
@@ -114,9 +129,11 @@ class ImageSink:
         return self.path / relative
 
     def write(self, result: FrameResult, picture: np.ndarray | None) -> None:
+        if result.end:
+            return
         assert picture is not None
         target = self.target(result.source)
-        _make_parent(target)
+        make_parent(target)
         suffix = target.suffix.lower() if target.suffix.lower() in IMAGE_SUFFIXES else ".png"
         ok, encoded = cv2.imencode(suffix, picture)
         if not ok:
@@ -125,6 +142,29 @@ class ImageSink:
 
     def close(self) -> None:
         pass
+
+
+class DatabaseSink:
+    """Events and person records into a run of a `facelens.db.Database`, each committed at once.
+
+    Several sources may share one sink (one run); the run is marked ended when the sink is closed.
+    """
+
+    needs_picture = False
+
+    def __init__(self, database: Database, run_id: int) -> None:
+        self.database = database
+        self.run_id = run_id
+
+    def write(self, result: FrameResult, picture: np.ndarray | None) -> None:
+        for event in result.events:
+            self.database.add_event(self.run_id, event)
+        for person in result.people:
+            self.database.save_person(self.run_id, person)
+
+    def close(self) -> None:
+        self.database.end_run(self.run_id)
+        self.database.close()
 
 
 class WindowSink:
@@ -142,6 +182,8 @@ class WindowSink:
         self.closed_by_user = False
 
     def write(self, result: FrameResult, picture: np.ndarray | None) -> None:
+        if result.end:
+            return
         assert picture is not None
         cv2.imshow(self.title, picture)
         if cv2.waitKey(1) & 0xFF in (27, ord("q")):
@@ -157,24 +199,3 @@ def has_gui() -> bool:
         if line.strip().startswith("GUI:"):
             return line.split(":", 1)[1].strip().upper() not in ("NONE", "")
     return False
-
-
-def write_atomically(target: Path, write: Callable[..., None], *args: Any) -> None:
-    """`write(tmp, *args)` next to `target`, then rename: a reader never sees half a file."""
-    tmp = target.with_name(f".{target.name}.part")
-    try:
-        write(tmp, *args)
-        os.replace(tmp, target)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise FacelensError(f"{target}: cannot write ({error.strerror or error})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _make_parent(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise FacelensError(f"{path.parent}: cannot create folder ({error.strerror})") from None

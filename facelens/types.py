@@ -1,4 +1,4 @@
-"""Result types that flow through every stage: source -> detect -> crop -> attributes -> sinks.
+"""Result types that flow through every stage: source -> detect -> crop -> attributes -> track/fuse -> sinks.
 
 All are frozen dataclasses. Coordinates are pixels of the full-resolution frame.
 """
@@ -15,6 +15,8 @@ EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "surprise", "anger")
 
 GENDERS: tuple[str, ...] = ("female", "male")
 """Gender labels in the order of age-gender-recognition-retail-0013's output."""
+
+EVENT_KINDS: tuple[str, ...] = ("enter", "exit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +85,72 @@ class Emotion:
 
 
 @dataclass(frozen=True, slots=True)
+class Pose:
+    """Head pose in degrees, as head-pose-estimation-adas-0001 gives it (0, 0, 0: facing the camera)."""
+
+    yaw: float
+    """Left-right turn."""
+    pitch: float
+    """Up-down tilt."""
+    roll: float
+    """In-plane tilt."""
+
+    def facing(self, limit: float = 20.0) -> bool:
+        """Whether the face looks at the camera: yaw and pitch both within +-`limit` degrees."""
+        return abs(self.yaw) <= limit and abs(self.pitch) <= limit
+
+
+@dataclass(frozen=True, slots=True)
 class Attributes:
-    """What the attribute networks say about one face; None where a network is switched off."""
+    """What the attribute networks say about one face; None where a network is switched off or skipped."""
 
     age: float | None = None
     """Estimated age in years (the model is trained for 18-75)."""
     gender: Gender | None = None
     emotion: Emotion | None = None
+    pose: Pose | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fused:
+    """What to display for one tracked person now: the attributes fused over the frames seen so far."""
+
+    age: float | None
+    """Weighted median of the observed ages; None before any age was observed."""
+    age_uncertainty: float | None
+    """Standard error of `age` in years (robust); it says how settled the model's estimate is, not
+    the model's own error (~7 years MAE), which more frames cannot reduce."""
+    age_bucket: str
+    """`facelens.fuse.AGE_BUCKETS` label, or "unknown" until the weight and uncertainty suffice."""
+    minor: bool | None
+    """True when the fused age is under 18; None while the age bucket is unknown. The age model is
+    only valid for 18-75: treat True as a flag for a human to check, not as a fact."""
+    gender: str
+    """"female", "male" or "unknown"."""
+    gender_confidence: float
+    """Posterior probability of the shown gender (of the likelier one while "unknown")."""
+    emotion: str
+    """One of `EMOTIONS`, or "unknown" until the weight suffices."""
+    emotion_probabilities: tuple[float, ...] | None
+    """Time-decayed, quality-weighted mean over `EMOTIONS`; None before any emotion was observed."""
+    observations: int
+    """Observations added, with or without attributes."""
+    weight: float
+    """Sum of their qualities."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "age": None if self.age is None else round(self.age, 1),
+            "age_uncertainty": None if self.age_uncertainty is None else round(self.age_uncertainty, 2),
+            "age_bucket": self.age_bucket,
+            "minor": self.minor,
+            "gender": self.gender,
+            "gender_confidence": round(self.gender_confidence, 4),
+            "emotion": self.emotion,
+            "emotion_probabilities": None
+            if self.emotion_probabilities is None
+            else {k: round(v, 4) for k, v in zip(EMOTIONS, self.emotion_probabilities)},
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +161,21 @@ class Face:
     confidence: float
     """Detector confidence, 0 to 1."""
     age: float | None = None
+    """This frame's estimate; None when the network is off or was skipped for this frame (see `person`)."""
     gender: Gender | None = None
     emotion: Emotion | None = None
+    pose: Pose | None = None
+    track_id: int | None = None
+    """The person's id within its source while tracking; None for untracked faces (still images,
+    tracking off, or a face not yet confirmed as a track)."""
+    quality: float | None = None
+    """How much this view counts for the person's fused attributes, 0..1 (see `facelens.fuse.face_quality`)."""
+    person: Fused | None = None
+    """The person's attributes fused over all frames so far: the steady labels to show."""
 
     @classmethod
     def of(cls, detection: Detection, attributes: Attributes) -> Face:
-        return cls(detection.box, detection.confidence, attributes.age, attributes.gender, attributes.emotion)
+        return cls(detection.box, detection.confidence, attributes.age, attributes.gender, attributes.emotion, attributes.pose)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +188,12 @@ class Face:
             "emotion_probabilities": None
             if self.emotion is None
             else {k: round(v, 4) for k, v in self.emotion.as_dict().items()},
+            "pose": None
+            if self.pose is None
+            else {"yaw": round(self.pose.yaw, 1), "pitch": round(self.pose.pitch, 1), "roll": round(self.pose.roll, 1)},
+            "track_id": self.track_id,
+            "quality": None if self.quality is None else round(self.quality, 3),
+            "person": None if self.person is None else self.person.to_dict(),
         }
 
 
@@ -137,6 +213,47 @@ class Frame:
 
 
 @dataclass(frozen=True, slots=True)
+class Event:
+    """A person entering or leaving the view of a source."""
+
+    source: str
+    track_id: int
+    kind: str
+    """"enter" or "exit"."""
+    timestamp: float | None
+    """Seconds in the source (video position); None for still images."""
+    wall_time: float
+    """Unix time when it was recorded."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in EVENT_KINDS:
+            raise ValueError(f"event kind must be one of {', '.join(EVENT_KINDS)}, not {self.kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRecord:
+    """Everything known about one tracked person of one source: presence and fused attributes."""
+
+    source: str
+    track_id: int
+    first_seen: float | None
+    last_seen: float | None
+    dwell_seconds: float | None
+    attention_seconds: float | None
+    frames: int
+    age: float | None
+    age_uncertainty: float | None
+    age_bucket: str
+    minor: bool | None
+    gender: str
+    gender_confidence: float | None
+    emotion: str
+    emotion_probabilities: dict[str, float] | None
+    thumbnail_jpeg: bytes | None = None
+    """Best shot as JPEG, only when asked for (privacy: off by default)."""
+
+
+@dataclass(frozen=True, slots=True)
 class FrameResult:
     """Everything found in one frame."""
 
@@ -146,6 +263,14 @@ class FrameResult:
     """Why this frame has no results (an inference failed or timed out), else None."""
     stream: int = 0
     """Position of the frame's source among the sources of the run."""
+    events: tuple[Event, ...] = ()
+    """People who entered or left the view with this frame (while tracking)."""
+    people: tuple[PersonRecord, ...] = ()
+    """Person records written with this frame: of people who left, and periodic updates of people
+    still in view (a later record of the same source and track replaces an earlier one)."""
+    end: bool = False
+    """True for the extra result a tracked source gives after its last frame (`frame` is that frame
+    again): no faces, only the exits and final records of the people still in view."""
 
     @property
     def index(self) -> int:
@@ -160,8 +285,9 @@ class FrameResult:
         return self.frame.source
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON Lines record of this frame; "error" and "note" appear only when set."""
+        """The JSON Lines record of this frame ("type": "frame"); "error" and "note" appear only when set."""
         record: dict[str, Any] = {
+            "type": "frame",
             "frame": self.index,
             "timestamp": None if self.timestamp is None else round(self.timestamp, 3),
             "source": self.source,

@@ -25,8 +25,9 @@ def facelens(*args: str | Path) -> Result:
     return runner.invoke(app, [str(a) for a in args])
 
 
-def lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+def lines(path: Path, kind: str = "frame") -> list[dict]:
+    """The records of one "type" in a JSON Lines output: frames by default, or "event" / "person"."""
+    return [record for line in path.read_text().splitlines() if (record := json.loads(line))["type"] == kind]
 
 
 def test_street_video_end_to_end(tmp_path: Path) -> None:
@@ -47,10 +48,26 @@ def test_street_video_end_to_end(tmp_path: Path) -> None:
     for face in faces:
         x1, y1, x2, y2 = face["box"]
         assert 0 <= x1 < x2 <= 1280 and 0 <= y1 < y2 <= 720
-        assert 0 < face["confidence"] <= 1 and 0 < face["age"] < 120
-        assert face["gender"] in ("female", "male") and 0.5 <= face["gender_probability"] <= 1
-        assert set(face["emotion_probabilities"]) == {"neutral", "happy", "sad", "surprise", "anger"}
-        assert face["emotion"] == max(face["emotion_probabilities"], key=face["emotion_probabilities"].get)
+        assert 0 < face["confidence"] <= 1
+        assert -90 <= face["pose"]["yaw"] <= 90
+        if face["age"] is not None:  # the attribute budget skips settled people
+            assert 0 < face["age"] < 120
+            assert face["gender"] in ("female", "male") and 0.5 <= face["gender_probability"] <= 1
+        if face["emotion"] is not None:
+            assert set(face["emotion_probabilities"]) == {"neutral", "happy", "sad", "surprise", "anger"}
+            assert face["emotion"] == max(face["emotion_probabilities"], key=face["emotion_probabilities"].get)
+        if face["track_id"] is not None:
+            assert face["person"]["gender"] in ("female", "male", "unknown") and 0 < face["quality"] <= 1
+    tracked = [f for f in faces if f["track_id"] is not None]
+    assert len(tracked) > 0.8 * len(faces)
+    assert sum(f["age"] is not None for f in tracked) < 0.8 * len(tracked)  # the budget saved work
+    # Every person who entered left, with one final record each (later records replace earlier ones).
+    events, people = lines(out, "event"), lines(out, "person")
+    ids = {p["track_id"] for p in people}
+    assert {e["track_id"] for e in events if e["kind"] == "enter"} == {e["track_id"] for e in events if e["kind"] == "exit"} == ids
+    assert ids == {f["track_id"] for f in tracked} and len(ids) >= 10
+    for person in people:
+        assert 0 <= person["first_seen"] <= person["last_seen"] <= 19.1 and 0 <= person["attention_seconds"] <= person["dwell_seconds"] + 1e-6
     capture = cv2.VideoCapture(str(video))
     assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 477
     assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (1280, 720)
@@ -223,13 +240,18 @@ def test_bench_prints_every_mode_side_by_side(tmp_path: Path) -> None:
     result = runner.invoke(app, ["bench", str(VIDEOS / "speaker-360p.mp4"), "--json", str(tmp_path / "b.json")], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     figures = {f["mode"]: f for f in json.loads((tmp_path / "b.json").read_text())}
-    assert set(figures) == {"decode", "detect", "per-face", "facelens"}
+    assert set(figures) == {"decode", "detect", "per-face", "no-track", "every-frame", "facelens"}
     for mode, f in figures.items():
         assert f["frames"] == 275 and f["fps"] > 0 and f["cpu_ms_per_frame"] > 0 and f["peak_rss_mb"] > 50
-    assert figures["detect"]["faces"] == figures["per-face"]["faces"] == figures["facelens"]["faces"] > 200
+    assert figures["detect"]["faces"] == figures["per-face"]["faces"] == figures["no-track"]["faces"] > 200
+    # Tracked modes also report weak detections that continue a person's track.
+    assert figures["every-frame"]["faces"] == figures["facelens"]["faces"] >= figures["detect"]["faces"]
+    assert figures["every-frame"]["attribute_share"] == {"age_gender": 1.0, "emotion": 1.0}
+    assert figures["facelens"]["attribute_share"]["age_gender"] < 0.5  # one speaker: settled quickly
+    assert figures["facelens"]["people"] == figures["every-frame"]["people"] >= 1
     assert figures["facelens"]["latency_p95_ms"] >= figures["facelens"]["latency_p50_ms"] > 0
     assert {"decode (reader thread)", "collect attributes"} <= set(figures["facelens"]["stages_ms"])
-    assert "facelens / per-face" in result.stdout and "facelens / detect" in result.stdout
+    assert "facelens / per-face" in result.stdout and "no-track / detect" in result.stdout
 
 
 def test_output_names_of_several_sources_never_collide(tmp_path: Path) -> None:

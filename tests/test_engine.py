@@ -48,7 +48,7 @@ def _faces_signature(faces) -> list[tuple]:
 
 def test_results_in_order_and_each_frame_joined_with_its_own_faces(analyzer: Analyzer, mixed_video: Path) -> None:
     expected = [analyzer.process(frame) for frame in open_source(mixed_video)]
-    results = list(analyzer.pipeline(depth=6).run([open_source(mixed_video)]))
+    results = list(analyzer.pipeline(people=None, depth=6).run([open_source(mixed_video)]))
     assert [r.index for r in results] == list(range(60))
     assert any(len(r.faces) >= 16 for r in results) and any(not r.faces for r in results)
     for got, want in zip(results, expected):
@@ -94,7 +94,7 @@ def test_a_failing_or_hanging_request_marks_its_frame_and_the_run_goes_on(mixed_
     real = analyzer.attributes.age_gender
     # Attribute calls happen only for frames with faces: two of every three frames.
     analyzer.attributes.age_gender = _Flaky(real, fail={3}, hang={7})
-    engine = analyzer.pipeline(timeout=0.5)
+    engine = analyzer.pipeline(people=None, timeout=0.5)
     started = time.perf_counter()
     results = list(engine.run([open_source(mixed_video)]))
     assert time.perf_counter() - started < 30
@@ -128,7 +128,7 @@ class _CountingSource(Source):
 
 def test_readers_stay_a_bounded_distance_ahead(analyzer: Analyzer) -> None:
     source = _CountingSource(VIDEOS / "street-720p.mp4")
-    engine = analyzer.pipeline(depth=3)
+    engine = analyzer.pipeline(people=None, depth=3)
     engine.buffer = 4
     ahead = []
     for i, result in enumerate(engine.run([source])):
@@ -143,7 +143,7 @@ def test_readers_stay_a_bounded_distance_ahead(analyzer: Analyzer) -> None:
 
 def test_live_mode_drops_old_frames_and_counts_them(analyzer: Analyzer) -> None:
     source = _CountingSource(VIDEOS / "street-720p.mp4", live=True)
-    engine = analyzer.pipeline()
+    engine = analyzer.pipeline(people=None)
     results = []
     for result in engine.run([source]):
         results.append(result)
@@ -162,7 +162,7 @@ def test_several_sources_at_once_with_their_own_order_and_counters(analyzer: Ana
     for name in ("000_5.jpg", "010_2.jpg", "011_3.jpg"):
         (folder / name).write_bytes((DATA / "compreface-samples" / name).read_bytes())
     sources = [open_source(VIDEOS / "speaker-360p.mp4"), open_source(mixed_video), open_source(folder)]
-    engine = analyzer.pipeline()
+    engine = analyzer.pipeline(people=None)
     results = list(engine.run(sources))
     by_stream = {i: [r for r in results if r.stream == i] for i in range(3)}
     assert [len(by_stream[i]) for i in range(3)] == [275, 60, 3]
@@ -178,7 +178,7 @@ def test_several_sources_at_once_with_their_own_order_and_counters(analyzer: Ana
 
 def test_closing_early_stops_readers_and_closes_sources(analyzer: Analyzer) -> None:
     sources = [open_source(VIDEOS / "street-720p.mp4"), open_source(VIDEOS / "speaker-360p.mp4")]
-    run = analyzer.pipeline().run(sources)
+    run = analyzer.pipeline(people=None).run(sources)
     for _ in zip(range(10), run):
         pass
     run.close()

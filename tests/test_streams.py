@@ -497,7 +497,7 @@ def test_a_failure_in_the_reader_thread_is_raised_by_the_iteration(server, monke
 def test_a_dead_stream_ends_while_the_other_sources_keep_running(server, warnings_log):
     from facelens import Analyzer
 
-    engine = Analyzer().pipeline()
+    engine = Analyzer().pipeline(people=None)
     stream = open_source(server.url, reconnect=Reconnect(retry_for=1, first_delay=0.2))
     video = open_source(VIDEOS / "street-720p.mp4")
     counts = [0, 0]
