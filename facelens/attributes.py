@@ -49,13 +49,16 @@ class AttributeEstimator:
         *,
         age_gender: Sequence[int] | None = None,
         emotion: Sequence[int] | None = None,
+        head_pose: Sequence[int] | None = None,
     ) -> PendingAttributes:
         """Start the networks on the faces at `boxes` in `image` without waiting for them.
 
-        `age_gender` and `emotion` pick the faces (indexes into `boxes`) that network runs on, all by
-        default; the others get None for it. Head pose runs on every face.
+        `age_gender`, `emotion` and `head_pose` pick the faces (indexes into `boxes`) that network
+        runs on, all by default; the others get None for it.
         """
-        return self._submit(lambda size, picked: crop_batch(image, [boxes[i] for i in picked], size, self.crop), len(boxes), age_gender, emotion)
+        return self._submit(
+            lambda size, picked: crop_batch(image, [boxes[i] for i in picked], size, self.crop), len(boxes), age_gender, emotion, head_pose
+        )
 
     def on_crops(self, faces: Sequence[np.ndarray]) -> list[Attributes]:
         """Attributes of images that are already face crops (each whole image is the face)."""
@@ -63,7 +66,7 @@ class AttributeEstimator:
         def batch_for(size: tuple[int, int], picked: Sequence[int]) -> np.ndarray:
             return np.stack([cv2.resize(faces[i], size, interpolation=cv2.INTER_LINEAR) for i in picked])
 
-        return self._submit(batch_for, len(faces), None, None).result()
+        return self._submit(batch_for, len(faces), None, None, None).result()
 
     def _submit(
         self,
@@ -71,13 +74,14 @@ class AttributeEstimator:
         count: int,
         age_gender: Sequence[int] | None,
         emotion: Sequence[int] | None,
+        head_pose: Sequence[int] | None,
     ) -> PendingAttributes:
         everyone = range(count)
         runs: dict[str, tuple[Sequence[int], Inference]] = {}
         for name, network, picked in (
             ("age_gender", self.age_gender, age_gender),
             ("emotion", self.emotion, emotion),
-            ("head_pose", self.head_pose, None),
+            ("head_pose", self.head_pose, head_pose),
         ):
             picked = everyone if picked is None else picked
             if network is not None and len(picked):

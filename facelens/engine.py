@@ -317,7 +317,11 @@ class Engine:
                 else:
                     job.plan = plan = people.plan(job.frame, job.detections)
                     job.pending_attributes = self.attributes.submit(
-                        job.frame.image, [d.box for d in plan.detections], age_gender=plan.age_gender, emotion=plan.emotion
+                        job.frame.image,
+                        [d.box for d in plan.detections],
+                        age_gender=plan.age_gender,
+                        emotion=plan.emotion,
+                        head_pose=plan.head_pose,
                     )
                 self.stats.crop_submit += time.perf_counter() - started
                 wait = False  # the attributes were just started: let other jobs move meanwhile

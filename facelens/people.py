@@ -46,6 +46,10 @@ class PeopleConfig:
     emotion_seconds: float = 0.5
     """Budget: a person's emotion is measured at least this often, as emotion changes within a visit
     (the fused emotion's half-life is 1.5 s, so 3 views a half-life keep it current)."""
+    pose_seconds: float = 0.2
+    """Budget: a person's head pose is measured at least this often (and with every age-gender or
+    emotion run, to weigh that view); attention time follows the latest pose, and a glance shorter
+    than this is too brief to count as attention."""
     attention_degrees: float = 20.0
     """A face counts as attentive (looking at the camera) while its yaw and pitch are both within this."""
     update_seconds: float = 10.0
@@ -60,8 +64,8 @@ class PeopleConfig:
     """Longest side of a best shot, in pixels."""
 
     def __post_init__(self) -> None:
-        if min(self.better_view, self.recheck_seconds, self.emotion_seconds, self.update_seconds) < 0:
-            raise ValueError("better_view, recheck_seconds, emotion_seconds and update_seconds must be >= 0")
+        if min(self.better_view, self.recheck_seconds, self.emotion_seconds, self.pose_seconds, self.update_seconds) < 0:
+            raise ValueError("better_view and the *_seconds settings must be >= 0")
         if not 0 < self.attention_degrees <= 90:
             raise ValueError(f"attention_degrees must be within (0, 90], got {self.attention_degrees}")
 
@@ -84,6 +88,7 @@ class _Person:
     results arrive frames later)."""
     measured_at: float = -math.inf
     emotion_at: float = -math.inf
+    pose_at: float = -math.inf
     updated_at: float | None = None
     best_shot: tuple[float, np.ndarray] | None = None
 
@@ -96,11 +101,14 @@ class Plan:
     detections: tuple[Detection, ...]
     """The faces to report, most confident first."""
     track_ids: tuple[int | None, ...]
-    sharpness: tuple[float, ...]
+    sharpness: tuple[float | None, ...]
+    """Of the faces the attribute networks see (None for the others: their quality is not needed)."""
     age_gender: tuple[int, ...]
     """Indexes of the faces the age-gender network must see."""
     emotion: tuple[int, ...]
     """Indexes of the faces the emotion network must see."""
+    head_pose: tuple[int, ...]
+    """Indexes of the faces the head-pose network must see."""
     entered: tuple[Track, ...] = ()
     ended: tuple[Track, ...] = ()
     tracked: bool = True
@@ -130,6 +138,8 @@ class PeopleStats:
     """Faces the age-gender network saw."""
     emotion: int = 0
     """Faces the emotion network saw."""
+    head_pose: int = 0
+    """Faces the head-pose network saw."""
 
 
 class People:
@@ -159,7 +169,7 @@ class People:
         if timestamp is None:
             kept = tuple(d for d in detections if d.confidence >= self.confidence)
             everyone = tuple(range(len(kept)))
-            return Plan(frame, kept, (None,) * len(kept), (), everyone, everyone, tracked=False)
+            return Plan(frame, kept, (None,) * len(kept), (None,) * len(kept), everyone, everyone, everyone, tracked=False)
 
         ids = self.tracker.update(detections, timestamp)
         kept_ids: list[int | None] = []
@@ -174,37 +184,59 @@ class People:
             self._people[track.id] = _Person(track.id, PersonFusion(self.config.fusion), track.first_seen or timestamp, timestamp)
         ended = tuple(self.tracker.pop_ended())
 
-        sharp = tuple(_sharpness(frame.image, d.box) if i is not None else 0.0 for d, i in zip(kept, kept_ids))
+        config = self.config
+        sharp: list[float | None] = [None] * len(kept)
         age_gender: list[int] = []
         emotion: list[int] = []
+        head_pose: list[int] = []
         for index, (detection, track_id) in enumerate(zip(kept, kept_ids)):
-            if self.config.every_frame:
+            if config.every_frame:
+                sharp[index] = _sharpness(frame.image, detection.box)
                 age_gender.append(index)
                 emotion.append(index)
+                head_pose.append(index)
                 continue
             if track_id is None:
                 continue  # not a person yet (a new face's first frame, or a one-frame false positive)
             person = self._people[track_id]
-            expected = face_quality(detection.box, detection.confidence, sharp[index], person.pose)
-            measure = self._needs_age_gender(person, expected, timestamp)
+            measure = self._needs_age_gender(person, detection, frame, sharp, index)
             if measure:
-                age_gender.append(index)
-                person.best_measured = max(person.best_measured, expected)
                 person.measured_at = timestamp
-            if measure or person.fusion.fused.emotion == "unknown" or timestamp - person.emotion_at >= self.config.emotion_seconds:
+            feel = measure or person.fusion.fused.emotion == "unknown" or timestamp - person.emotion_at >= config.emotion_seconds
+            if feel:
                 emotion.append(index)
                 person.emotion_at = timestamp
+            if measure or feel or timestamp - person.pose_at >= config.pose_seconds:
+                head_pose.append(index)
+                person.pose_at = timestamp
+            if (measure or feel) and sharp[index] is None:
+                sharp[index] = _sharpness(frame.image, detection.box)
+            if measure:
+                age_gender.append(index)
         self.stats.faces += len(kept)
         self.stats.age_gender += len(age_gender)
         self.stats.emotion += len(emotion)
-        return Plan(frame, tuple(kept), tuple(kept_ids), sharp, tuple(age_gender), tuple(emotion), entered, ended)
+        self.stats.head_pose += len(head_pose)
+        return Plan(frame, tuple(kept), tuple(kept_ids), tuple(sharp), tuple(age_gender), tuple(emotion), tuple(head_pose), entered, ended)
 
-    def _needs_age_gender(self, person: _Person, expected: float, timestamp: float) -> bool:
-        if not person.fusion.settled:
-            return True
-        if timestamp - person.measured_at >= self.config.recheck_seconds:
-            return True
-        return expected > person.best_measured * (1 + self.config.better_view)
+    def _needs_age_gender(self, person: _Person, detection: Detection, frame: Frame, sharp: list[float | None], index: int) -> bool:
+        """Whether this view must go through the age-gender network (fills `sharp[index]` if it measured it)."""
+        timestamp = frame.timestamp
+        assert timestamp is not None
+        if person.fusion.settled and timestamp - person.measured_at < self.config.recheck_seconds:
+            # Better than the best view so far? Size, confidence and the latest pose bound the
+            # quality from above; only a view passing that bound needs its sharpness measured.
+            bar = person.best_measured * (1 + self.config.better_view)
+            if face_quality(detection.box, detection.confidence, None, person.pose) <= bar:
+                return False
+            sharp[index] = _sharpness(frame.image, detection.box)
+            if face_quality(detection.box, detection.confidence, sharp[index], person.pose) <= bar:
+                return False
+        if sharp[index] is None:
+            sharp[index] = _sharpness(frame.image, detection.box)
+        expected = face_quality(detection.box, detection.confidence, sharp[index], person.pose)
+        person.best_measured = max(person.best_measured, expected)
+        return True
 
     def observe(self, plan: Plan, attributes: list[Attributes] | None) -> Observed:
         """Fuse what the networks said about the planned faces; `attributes` None if they failed."""
@@ -221,14 +253,16 @@ class People:
             if person is None:
                 faces.append(face)
                 continue
-            quality = face_quality(detection.box, detection.confidence, plan.sharpness[index], a.pose)
-            fused = person.fusion.add(Observation(a, quality, timestamp))
-            if person.frames and a.pose is not None and a.pose.facing(self.config.attention_degrees):
+            person.pose = a.pose or person.pose
+            # A view no attribute network saw adds no evidence; its quality was not measured.
+            sharp = plan.sharpness[index]
+            quality = None if sharp is None else face_quality(detection.box, detection.confidence, sharp, person.pose)
+            fused = person.fusion.add(Observation(a, quality or 0.0, timestamp))
+            if person.frames and person.pose is not None and person.pose.facing(self.config.attention_degrees):
                 # The time since the previous sighting, capped so a gap in tracking is not counted.
                 person.attention += min(timestamp - person.last_seen, self.tracker.config.lost_seconds)
             person.frames += 1
             person.last_seen = timestamp
-            person.pose = a.pose or person.pose
             if self.config.thumbnails and (person.best_shot is None or quality > person.best_shot[0]):
                 person.best_shot = (quality, self._thumbnail(plan.frame.image, detection.box))
             faces.append(replace(face, track_id=track_id, quality=quality, person=fused))
