@@ -36,6 +36,7 @@ from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL, HEAD_POSE_MODEL
 from .bench import MODES
 from .crop import CropConfig
 from .db import Database
+from .db import export as db_export
 from .detect import DEFAULT_DETECTOR, DETECTORS
 from .engine import Engine
 from .errors import FacelensError, SourceError
@@ -146,7 +147,7 @@ def analyze(
                 shared = DatabaseSink(database, database.start_run([s.name for s in opened], options))
                 stack.callback(shared.close)
                 for group in sinks:
-                    group.append(shared)
+                    group.insert(0, shared)  # before the JSON Lines: what a file shows, the database has
             analyzer = Analyzer(
                 detector,
                 device=device,
@@ -346,6 +347,39 @@ def bench(
                 out.print(f"{mine} / {theirs}: {by_mode[mine].fps / by_mode[theirs].fps:.2f}x frames/s", highlight=False)
     if json_out:
         json_out.write_text(json.dumps([f.to_dict() for f in results], indent=2))
+
+
+@app.command()
+def report(
+    source: Annotated[Path, typer.Argument(help="People database (--db) or JSON Lines file (--jsonl) of a tracked run.", show_default=False)],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.html and charts/*.png.")] = Path("facelens-report"),
+    k: Annotated[int, typer.Option("--k", min=1, help="k-anonymity: hide every figure about fewer than K people (1: show all).")] = 1,
+    title: Annotated[Optional[str], typer.Option(help="Page title.", show_default=False)] = None,
+) -> None:
+    """Write one self-contained HTML page with charts (and PNG files) about the people of a run."""
+    from .report import build_report
+
+    try:
+        made = build_report(source, out_dir, k=k, title=title)
+    except FacelensError as error:
+        raise _fail(str(error)) from None
+    hidden = f", {made.suppressed} figures hidden (k={k})" if made.suppressed else ""
+    err.print(f"{made.html} ({made.people} people, {len(made.charts)} charts{hidden})", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def export(
+    database: Annotated[Path, typer.Argument(help="People database written by `analyze --db`.", show_default=False)],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for runs, people and events files.")] = Path("facelens-export"),
+    formats: Annotated[str, typer.Option("--format", help="csv, parquet or both (comma-separated).")] = "csv",
+) -> None:
+    """Export the runs, people and events of a database as CSV and/or Parquet files."""
+    try:
+        written = db_export(database, out_dir, [f.strip() for f in formats.split(",") if f.strip()])
+    except FacelensError as error:
+        raise _fail(str(error)) from None
+    for path in written:
+        err.print(str(path), highlight=False, soft_wrap=True)
 
 
 @models_app.command("list")

@@ -181,8 +181,8 @@ class Engine:
         timeout: seconds a single inference may take before its frame is marked failed.
         buffer: frames each file reader may decode ahead.
 
-    With `people`, each source ends with one more result (`FrameResult.end`) that carries the exits
-    and final records of the people still in view.
+    With `people`, a source with people still in view at its end gives one more result
+    (`FrameResult.end`) that carries their exits and final records.
     """
 
     def __init__(
@@ -365,6 +365,8 @@ class Engine:
         if feed.people is None or feed.last_frame is None:
             return None
         observed = feed.people.finish()
+        if not (observed.events or observed.people):
+            return None
         return FrameResult(feed.last_frame, (), None, feed.position, observed.events, observed.people, end=True)
 
     def drain(self) -> list[FrameResult]:

@@ -263,7 +263,7 @@ class People:
                 person.attention += min(timestamp - person.last_seen, self.tracker.config.lost_seconds)
             person.frames += 1
             person.last_seen = timestamp
-            if self.config.thumbnails and (person.best_shot is None or quality > person.best_shot[0]):
+            if self.config.thumbnails and quality is not None and (person.best_shot is None or quality > person.best_shot[0]):
                 person.best_shot = (quality, self._thumbnail(plan.frame.image, detection.box))
             faces.append(replace(face, track_id=track_id, quality=quality, person=fused))
 

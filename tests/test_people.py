@@ -1,0 +1,244 @@
+"""People, not boxes: tracking in the engine, fused labels, the attribute budget, events and records,
+the database and JSON Lines outputs, crash safety, thumbnails and the no-images mode, and a report of
+a real run rendered in Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from facelens import Analyzer
+from facelens.cli import app
+from facelens.db import Database, read_jsonl_people
+from facelens.fuse import UNKNOWN
+from facelens.people import PeopleConfig
+from facelens.report import CHART_NAMES
+
+from conftest import DATA, VIDEOS
+from test_report import Page, run_chromium
+
+WALKING = VIDEOS / "face-demographics-walking.gif"
+SPEAKER = VIDEOS / "speaker-360p.mp4"
+STREET = VIDEOS / "street-720p.mp4"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer()
+
+
+def run(analyzer: Analyzer, source: Path, **config) -> list:
+    return list(analyzer.stream(source, people=PeopleConfig(**config)))
+
+
+def test_two_people_walking_keep_their_ids(analyzer: Analyzer) -> None:
+    """The gif shows two people (counted by eye on frames 0, 20 and 34) walking towards the camera."""
+    results = run(analyzer, WALKING)
+    frames, end = results[:-1], results[-1]
+    assert [r.index for r in frames] == list(range(35)) and end.end and not end.faces
+    tracks: dict[int, list] = {}
+    for result in frames:
+        for face in result.faces:
+            if face.track_id is not None:
+                tracks.setdefault(face.track_id, []).append((result.index, face.box))
+    assert set(tracks) == {1, 2}
+    for track_id, seen in tracks.items():
+        assert len(seen) >= 18, track_id
+        # The same person throughout: consecutive boxes overlap, no jump to the other person.
+        for (_, a), (_, b) in zip(seen, seen[1:]):
+            assert abs(a.center[0] - b.center[0]) < a.width, track_id
+    events = [(e.kind, e.track_id) for r in results for e in r.events]
+    assert sorted(events) == [("enter", 1), ("enter", 2), ("exit", 1), ("exit", 2)]
+    people = {p.track_id: p for r in results for p in r.people}
+    assert set(people) == {1, 2}
+    for person in people.values():
+        assert person.frames == len(tracks[person.track_id])
+        assert person.dwell_seconds == pytest.approx(person.last_seen - person.first_seen)
+        assert 0 <= person.attention_seconds <= person.dwell_seconds + 1e-9
+
+
+def test_budget_spares_the_networks_and_labels_end_the_same(analyzer: Analyzer) -> None:
+    """speaker-360p: cuts between shots, the longest a speaker facing the camera for 6 s. Once
+    settled, a person's age-gender network is rarely needed."""
+    budget = analyzer.pipeline()
+    results = [r for r in budget.run([_open(SPEAKER)]) if not r.end]
+    every = analyzer.pipeline(people=PeopleConfig(every_frame=True))
+    reference = [r for r in every.run([_open(SPEAKER)]) if not r.end]
+    work, all_work = budget.people_stats(), every.people_stats()
+    assert all_work.faces == all_work.age_gender == all_work.emotion == all_work.head_pose > 250
+    assert work.faces == all_work.faces and work.people == all_work.people
+    assert work.age_gender < 0.25 * work.faces and work.emotion < 0.4 * work.faces and work.head_pose < 0.5 * work.faces
+    # Faces the budget skipped carry no age of their own but the fused one.
+    skipped = [f for r in results for f in r.faces if f.track_id is not None and f.age is None]
+    assert len(skipped) > 120 and all(f.person is not None for f in skipped)
+
+    def shown(rs: list) -> list[tuple[str, str]]:
+        """The labels shown for the speaker (the longest track), frame by frame."""
+        tracks: dict[int, list[tuple[str, str]]] = {}
+        for face in (f for r in rs for f in r.faces if f.person is not None):
+            tracks.setdefault(face.track_id, []).append((face.person.gender, face.person.age_bucket))
+        return max(tracks.values(), key=len)
+
+    budget_labels, every_labels = shown(results), shown(reference)
+    assert len(budget_labels) == len(every_labels) > 180
+    assert budget_labels[-1] == every_labels[-1] and UNKNOWN not in budget_labels[-1]
+    changes = lambda labels: sum(a != b for a, b in zip(labels, labels[1:]))  # noqa: E731
+    assert changes(budget_labels) <= changes(every_labels) + 1 <= 4
+
+
+def test_attention_follows_head_pose(analyzer: Analyzer) -> None:
+    """The speaker of the longest shot (6.4 s) faces the camera until about 7 s into the clip (frame
+    ~200, by eye), then turns to his right (yaw -40 to -50 degrees) for the rest."""
+    results = run(analyzer, SPEAKER)
+    final = {p.track_id: p for r in results for p in r.people}
+    main = max(final.values(), key=lambda p: p.frames)
+    poses = {r.index: f.pose for r in results for f in r.faces if f.track_id == main.track_id and f.pose is not None}
+    near = lambda index: poses[min(poses, key=lambda i: abs(i - index))]  # noqa: E731 (read 5 times a second)
+    assert abs(near(150).yaw) < 15 and near(240).yaw < -30
+    assert main.dwell_seconds > 6 and 0.35 * main.dwell_seconds < main.attention_seconds < 0.75 * main.dwell_seconds, main
+
+
+def test_still_images_are_faces_not_people(analyzer: Analyzer) -> None:
+    results = list(analyzer.stream(DATA / "compreface-samples"))
+    assert results and not any(r.end or r.events or r.people for r in results)
+    faces = [f for r in results for f in r.faces]
+    assert len(faces) > 20
+    assert all(f.track_id is None and f.person is None and f.age is not None and f.pose is not None for f in faces)
+
+
+def _open(path: Path):
+    from facelens import open_source
+
+    return open_source(path)
+
+
+def test_database_and_json_lines_hold_the_same_people(tmp_path: Path) -> None:
+    db, jsonl = tmp_path / "people.db", tmp_path / "run.jsonl"
+    for _ in range(2):  # a second run adds to the same database
+        result = runner.invoke(app, ["analyze", str(WALKING), "--db", str(db), "--jsonl", str(jsonl)])
+        assert result.exit_code == 0, result.output
+    assert "2 people" in result.stderr
+    with Database(db) as database:
+        runs = database.runs()
+        assert [r["id"] for r in runs] == [1, 2] and all(r["ended_at"] for r in runs)
+        assert runs[0]["options"]["detector"] == "face-detection-retail-0004"
+        stored = database.people(run_id=2)
+        events = database.events(run_id=2)
+    people, jsonl_events = read_jsonl_people(jsonl)
+    assert sorted(stored, key=lambda p: p.track_id) == sorted(people, key=lambda p: p.track_id)
+    assert [(e.kind, e.track_id, e.timestamp) for e in events] == [(e.kind, e.track_id, e.timestamp) for e in jsonl_events]
+    assert all(p.thumbnail_jpeg is None for p in stored)  # only when asked for
+    # Export: one CSV row per person of both runs.
+    out = tmp_path / "export"
+    result = runner.invoke(app, ["export", str(db), "--out", str(out), "--format", "csv,parquet"])
+    assert result.exit_code == 0, result.output
+    rows = (out / "people.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 4 and rows[0].startswith("run_id,source,track_id")
+    assert (out / "events.parquet").stat().st_size > 0
+
+
+def test_killed_run_keeps_every_event_it_reported(tmp_path: Path) -> None:
+    """SIGKILL mid-run: every event the JSON Lines file shows is in the database, which opens fine."""
+    db, jsonl = tmp_path / "people.db", tmp_path / "run.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "facelens", "analyze", str(STREET), "--db", str(db), "--jsonl", str(jsonl)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if jsonl.exists() and jsonl.read_text().count('"type":"event"') >= 5:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    reported = [json.loads(line) for line in jsonl.read_text().splitlines() if '"type":"event"' in line]
+    assert len(reported) >= 5
+    with Database(db) as database:
+        stored = database.events()
+        assert database.runs()[0]["ended_at"] is None  # killed: the run never ended
+    have = {(e.kind, e.track_id, e.timestamp) for e in stored}
+    for event in reported:
+        assert (event["kind"], event["track_id"], event["timestamp"]) in have
+
+
+def test_ctrl_c_records_everyone_in_view(tmp_path: Path) -> None:
+    db = tmp_path / "people.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "facelens", "analyze", str(STREET), "--db", str(db), "--jsonl", str(tmp_path / "run.jsonl")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        with Database(db) as database:
+            if len(database.events()) >= 3:
+                break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    with Database(db) as database:
+        events, people = database.events(), database.people()
+        assert database.runs()[0]["ended_at"] is not None
+    entered = {e.track_id for e in events if e.kind == "enter"}
+    assert entered and entered == {e.track_id for e in events if e.kind == "exit"} == {p.track_id for p in people}
+
+
+def _thumbnails(db: Path) -> list[np.ndarray]:
+    with Database(db) as database:
+        return [cv2.imdecode(np.frombuffer(p.thumbnail_jpeg, np.uint8), cv2.IMREAD_GRAYSCALE) for p in database.people()]
+
+
+def test_thumbnails_only_when_asked_and_pixelated_with_blur(tmp_path: Path) -> None:
+    for name, extra in (("sharp", []), ("blurred", ["--blur"])):
+        result = runner.invoke(app, ["analyze", str(SPEAKER), "--db", str(tmp_path / f"{name}.db"), "--thumbnails", "--jsonl", str(tmp_path / f"{name}.jsonl"), *extra])
+        assert result.exit_code == 0, result.output
+    sharp, blurred = _thumbnails(tmp_path / "sharp.db"), _thumbnails(tmp_path / "blurred.db")
+    assert len(sharp) == len(blurred) >= 1
+    def detail(image: np.ndarray) -> float:
+        """What a 6 x 6 version of the picture cannot tell: little once pixelated."""
+        coarse = cv2.resize(cv2.resize(image, (6, 6), interpolation=cv2.INTER_AREA), image.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        return float(np.abs(image.astype(float) - coarse).mean())
+
+    for a, b in zip(sharp, blurred):
+        assert a.shape == b.shape and a.shape[0] >= 32 and detail(b) < 0.4 * detail(a)
+    # The JSON Lines records carry the same pictures.
+    people, _ = read_jsonl_people(tmp_path / "blurred.jsonl")
+    assert all(p.thumbnail_jpeg and p.thumbnail_jpeg[:2] == b"\xff\xd8" for p in people)
+
+
+def test_no_images_refuses_every_picture_output(tmp_path: Path) -> None:
+    for option in (["--output", str(tmp_path / "out.mp4")], ["--thumbnails"], ["--show"]):
+        result = runner.invoke(app, ["analyze", str(WALKING), "--no-images", *option])
+        assert result.exit_code == 2 and option[0] in result.stderr and "--no-images" in result.stderr
+    result = runner.invoke(app, ["analyze", str(WALKING), "--no-images", "--db", str(tmp_path / "n.db"), "--jsonl", str(tmp_path / "n.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n.db", "n.jsonl"]
+
+
+def test_report_of_a_real_run_renders_in_chromium(tmp_path: Path) -> None:
+    db = tmp_path / "people.db"
+    assert runner.invoke(app, ["analyze", str(STREET), "--db", str(db), "--jsonl", str(tmp_path / "r.jsonl")]).exit_code == 0
+    result = runner.invoke(app, ["report", str(db), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    with Database(db) as database:
+        count = len(database.people())
+    assert f"({count} people, 7 charts)" in result.stderr
+    page = Page(run_chromium(tmp_path / "report" / "report.html", tmp_path / "profile", "--dump-dom"))
+    assert [(img["id"], img.get("data-rendered")) for img in page.charts()] == [(f"chart-{name}", "true") for name in CHART_NAMES]
+    assert len(page.tables["people"]) == 1 + count  # a header row, then a row per person
