@@ -24,7 +24,17 @@ from .annotate import blur
 from .crop import CropConfig, crop
 from .fuse import FusionConfig, Observation, PersonFusion, face_quality, sharpness
 from .track import Track, Tracker, TrackerConfig
-from .types import EMOTIONS, Attributes, Box, Detection, Event, Face, Frame, PersonRecord, Pose
+from .types import (
+    EMOTIONS,
+    Attributes,
+    Box,
+    Detection,
+    Event,
+    Face,
+    Frame,
+    PersonRecord,
+    Pose,
+)
 
 __all__ = ["Observed", "People", "PeopleConfig", "PeopleStats", "Plan"]
 

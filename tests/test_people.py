@@ -5,7 +5,6 @@ a real run rendered in Chromium."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
