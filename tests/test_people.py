@@ -53,7 +53,7 @@ def test_two_people_walking_keep_their_ids(analyzer: Analyzer) -> None:
                 tracks.setdefault(face.track_id, []).append((result.index, face.box))
     assert set(tracks) == {1, 2}
     for track_id, seen in tracks.items():
-        assert len(seen) >= 18, track_id
+        assert len(seen) >= 14, track_id  # the second person enters the view at frame ~18
         # The same person throughout: consecutive boxes overlap, no jump to the other person.
         for (_, a), (_, b) in zip(seen, seen[1:]):
             assert abs(a.center[0] - b.center[0]) < a.width, track_id
