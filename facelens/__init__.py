@@ -1,11 +1,11 @@
 """facelens: find every face and tell its age, gender and emotion, on OpenVINO.
 
-The flow is source -> detect -> crop -> attributes -> sinks; `Analyzer` runs it:
+The flow is source -> detect -> crop -> attributes -> people (track/fuse) -> sinks; `Analyzer` runs it:
 
     from facelens import Analyzer
     for result in Analyzer().stream("street.mp4"):
         for face in result.faces:
-            print(result.timestamp, face.box, face.age, face.gender, face.emotion)
+            print(result.timestamp, face.box, face.track_id, face.person)
 """
 
 from .analyzer import Analyzer
@@ -13,8 +13,24 @@ from .crop import CropConfig
 from .errors import ChecksumError, FacelensError, ModelError, SourceError
 from .models import ModelStore
 from .engine import Engine, EngineStats, SourceStats
+from .people import PeopleConfig, PeopleStats
 from .sources import Reconnect, Source, open_source
-from .types import EMOTIONS, GENDERS, Attributes, Box, Detection, Emotion, Face, Frame, FrameResult, Gender
+from .types import (
+    EMOTIONS,
+    GENDERS,
+    Attributes,
+    Box,
+    Detection,
+    Emotion,
+    Event,
+    Face,
+    Frame,
+    FrameResult,
+    Fused,
+    Gender,
+    PersonRecord,
+    Pose,
+)
 
 __version__ = "0.1.0"
 __all__ = [
@@ -28,14 +44,20 @@ __all__ = [
     "Detection",
     "Emotion",
     "Engine",
+    "Event",
     "EngineStats",
     "Face",
     "FacelensError",
     "Frame",
     "FrameResult",
+    "Fused",
     "Gender",
     "ModelError",
     "ModelStore",
+    "PeopleConfig",
+    "PeopleStats",
+    "PersonRecord",
+    "Pose",
     "Reconnect",
     "Source",
     "SourceError",

@@ -49,7 +49,8 @@ def test_street_video_end_to_end(tmp_path: Path) -> None:
         x1, y1, x2, y2 = face["box"]
         assert 0 <= x1 < x2 <= 1280 and 0 <= y1 < y2 <= 720
         assert 0 < face["confidence"] <= 1
-        assert -90 <= face["pose"]["yaw"] <= 90
+        if face["pose"] is not None:  # read five times a second per person
+            assert -90 <= face["pose"]["yaw"] <= 90
         if face["age"] is not None:  # the attribute budget skips settled people
             assert 0 < face["age"] < 120
             assert face["gender"] in ("female", "male") and 0.5 <= face["gender_probability"] <= 1
@@ -57,9 +58,10 @@ def test_street_video_end_to_end(tmp_path: Path) -> None:
             assert set(face["emotion_probabilities"]) == {"neutral", "happy", "sad", "surprise", "anger"}
             assert face["emotion"] == max(face["emotion_probabilities"], key=face["emotion_probabilities"].get)
         if face["track_id"] is not None:
-            assert face["person"]["gender"] in ("female", "male", "unknown") and 0 < face["quality"] <= 1
+            assert face["person"]["gender"] in ("female", "male", "unknown")
+            assert face["quality"] is None or 0 <= face["quality"] <= 1  # measured when a network saw the face
     tracked = [f for f in faces if f["track_id"] is not None]
-    assert len(tracked) > 0.8 * len(faces)
+    assert len(tracked) > 0.8 * len(faces) and sum(f["pose"] is not None for f in tracked) > 0.2 * len(tracked)
     assert sum(f["age"] is not None for f in tracked) < 0.8 * len(tracked)  # the budget saved work
     # Every person who entered left, with one final record each (later records replace earlier ones).
     events, people = lines(out, "event"), lines(out, "person")

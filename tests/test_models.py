@@ -478,11 +478,11 @@ def test_command_fetches_into_the_cache_then_analyzes_offline_and_catches_corrup
 
     fetched = runner.invoke(app, ["models", "fetch"])
     assert fetched.exit_code == 0, fetched.output
-    assert len(server.requests) == 6 and len(files_under(cache)) == 6
+    assert len(server.requests) == 8 and len(files_under(cache)) == 8  # xml + bin of the 4 default models
     monkeypatch.setenv("FACELENS_MODELS_URL", "http://127.0.0.1:9/")  # nothing may be downloaded from now on
     analyzed = runner.invoke(app, ["analyze", str(photo), "--jsonl", "-"])
     assert analyzed.exit_code == 0, analyzed.output
-    assert '"gender"' in analyzed.stdout and len(server.requests) == 6
+    assert '"gender"' in analyzed.stdout and len(server.requests) == 8
 
     weights = next(p for p in files_under(cache) if p.name == "age-gender-recognition-retail-0013.bin")
     good = weights.read_bytes()
