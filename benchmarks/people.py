@@ -111,7 +111,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         crowd = str(make_crowd_video(sorted(VIDEOS.glob("*.mp4")), Path(tmp) / "crowd-4x4-1080p.mp4"))
         figures = run(crowd, analyzer, store, ["decode", "detect", "per-face", "every-frame", "facelens"], rounds=args.rounds)
+        # The ceiling: the same engine with no attribute network at all (decode, detect, JSON only).
+        bare = Analyzer(store=store, age_gender=False, emotion=False, head_pose=False)
+        ceiling = run(crowd, bare, store, ["per-face", "no-track"], rounds=args.rounds)
     show("3b. 4x4 1080p crowd: the attribute budget", figures)
+    show("3c. 4x4 1080p crowd: the engine with no attribute network (the ceiling of any budget)", ceiling)
+    report["crowd ceiling"] = [f.to_dict() for f in ceiling]
+    print(f"crowd ceiling: engine without attribute networks / per-face: {ceiling[1].fps / ceiling[0].fps:.2f}x frames/s")
     report["crowd"] = [f.to_dict() for f in figures]
     by_mode = {f.mode: f for f in figures}
     per_face = by_mode["per-face"].fps

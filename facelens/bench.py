@@ -366,18 +366,18 @@ def run(
     make: Callable[[], Source] = (lambda: LoopedSource(source, loop)) if loop > 1 else (lambda: open_source(source))
     bench = Bench(make, analyzer, store, detector)
     # Compile every batch size now, so no mode pays for compiling during its run.
-    for network in (analyzer.attributes.age_gender, analyzer.attributes.emotion):
+    for network in (analyzer.attributes.age_gender, analyzer.attributes.emotion, analyzer.attributes.head_pose):
         if network is not None:
             network.prepare(range(1, network.max_batch + 1))
     runs: dict[str, list[Figures]] = {mode: [] for mode in modes}
     for _ in range(rounds):
         for mode in modes:
-            if mode == "facelens" and live:
+            if mode not in ("decode", "detect", "per-face") and live:
                 with MjpegServer(source, loops=loop) as server:
                     # The served clip ends once; reconnecting would only start it over.
                     stream = lambda url=server.url: open_source(url, reconnect=Reconnect(retry_for=0))  # noqa: E731
                     figures = bench.run(mode, stream, live=True)
-                    figures.mode = "facelens (live)"
+                    figures.mode = f"{mode} (live)"
             else:
                 figures = bench.run(mode)
             runs[mode].append(figures)

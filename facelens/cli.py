@@ -155,6 +155,7 @@ def analyze(
                 min_face=min_face,
                 age_gender=age_gender,
                 emotion=emotion,
+                head_pose=track,  # it weighs views and measures attention: untracked, it would be idle work
                 crop=CropConfig(crop_scale, square),
                 precision=precision,
                 store=ModelStore(models_dir),
