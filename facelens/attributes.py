@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
 
 import cv2
 import numpy as np
@@ -16,6 +19,32 @@ EMOTION_MODEL = "emotions-recognition-retail-0003"
 HEAD_POSE_MODEL = "head-pose-estimation-adas-0001"
 
 
+@dataclass(frozen=True)
+class AgeCalibration:
+    """A monotone piecewise-linear map from the age network's estimate to a calibrated age.
+
+    The network reads older adults younger than they are; the shipped table (`age_calibration.csv`,
+    fitted by `benchmarks/age_calibration.py` on half of utkface-3k, ages 18-75) maps each
+    estimate to the median true age of the faces that got it.
+    """
+
+    network: tuple[float, ...]
+    calibrated: tuple[float, ...]
+
+    @classmethod
+    def default(cls) -> AgeCalibration:
+        """The table shipped with facelens."""
+        text = resources.files("facelens").joinpath("age_calibration.csv").read_text(encoding="utf-8")
+        rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+        return cls(tuple(float(r["network_age"]) for r in rows), tuple(float(r["calibrated_age"]) for r in rows))
+
+    def __call__(self, ages: np.ndarray) -> np.ndarray:
+        x, y = np.asarray(self.network), np.asarray(self.calibrated)
+        # Beyond the table, keep its end's offset: a flat end would turn older estimates younger.
+        below, above = ages < x[0], ages > x[-1]
+        return np.where(below, ages + (y[0] - x[0]), np.where(above, ages + (y[-1] - x[-1]), np.interp(ages, x, y)))
+
+
 class AttributeEstimator:
     """Runs the enabled attribute networks on faces, one batch per network.
 
@@ -24,6 +53,7 @@ class AttributeEstimator:
         emotion: emotions-recognition-retail-0003, or None to skip emotion.
         crop: how boxes become network inputs.
         head_pose: head-pose-estimation-adas-0001, or None to skip head pose.
+        age_calibration: applied to the age network's estimates; None leaves them as they are.
     """
 
     def __init__(
@@ -32,8 +62,10 @@ class AttributeEstimator:
         emotion: Network | None,
         crop: CropConfig = CropConfig(),
         head_pose: Network | None = None,
+        age_calibration: AgeCalibration | None = None,
     ) -> None:
         self.age_gender = age_gender
+        self.age_calibration = age_calibration
         self.emotion = emotion
         self.head_pose = head_pose
         self.crop = crop
@@ -86,15 +118,16 @@ class AttributeEstimator:
             picked = everyone if picked is None else picked
             if network is not None and len(picked):
                 runs[name] = (picked, network.submit(batch_for(network.size, picked)))
-        return PendingAttributes(count, runs)
+        return PendingAttributes(count, runs, self.age_calibration)
 
 
 class PendingAttributes:
     """Attribute networks in flight for the faces of one frame."""
 
-    def __init__(self, count: int, runs: dict[str, tuple[Sequence[int], Inference]]) -> None:
+    def __init__(self, count: int, runs: dict[str, tuple[Sequence[int], Inference]], age_calibration: AgeCalibration | None = None) -> None:
         self.count = count
         self.runs = runs
+        self.age_calibration = age_calibration
 
     def done(self) -> bool:
         return all(inference.done() for _, inference in self.runs.values())
@@ -110,8 +143,11 @@ class PendingAttributes:
             picked, inference = self.runs["age_gender"]
             out = inference.result(timeout)
             n = len(picked)
-            for i, age, p in zip(picked, out["age_conv3"].reshape(n).tolist(), out["prob"].reshape(n, 2).tolist()):
-                ages[i], genders[i] = age * 100.0, _gender(p)
+            years = out["age_conv3"].reshape(n) * 100.0
+            if self.age_calibration is not None:
+                years = self.age_calibration(years)
+            for i, age, p in zip(picked, years.tolist(), out["prob"].reshape(n, 2).tolist()):
+                ages[i], genders[i] = age, _gender(p)
         if "emotion" in self.runs:
             picked, inference = self.runs["emotion"]
             out = inference.result(timeout)
