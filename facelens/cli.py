@@ -106,6 +106,7 @@ def analyze(
     min_face: Annotated[float, typer.Option(min=0.0, help="Minimum face size (shorter side) in pixels.")] = 0.0,
     age_gender: Annotated[bool, typer.Option("--age-gender/--no-age-gender", help="Estimate age and gender.")] = True,
     emotion: Annotated[bool, typer.Option("--emotion/--no-emotion", help="Estimate emotion.")] = True,
+    calibrate_age: Annotated[bool, typer.Option("--calibrate-age", help="Correct the age network's estimates with facelens' table: better for adults over ~40, worse for young adults and children (see README).")] = False,
     crop_scale: Annotated[float, typer.Option(min=0.1, max=10.0, help="Enlarge face boxes by this factor before the attribute networks.")] = CropConfig.scale,
     square: Annotated[bool, typer.Option("--square/--no-square", help="Square face boxes before the attribute networks.")] = CropConfig.square,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Follow faces in videos as people: steady fused labels, enter/exit events, person records. --no-track: every face of every frame on its own.")] = True,
@@ -156,6 +157,7 @@ def analyze(
                 age_gender=age_gender,
                 emotion=emotion,
                 head_pose=track,  # it weighs views and measures attention: untracked, it would be idle work
+                calibrate_age=calibrate_age,
                 crop=CropConfig(crop_scale, square),
                 precision=precision,
                 store=ModelStore(models_dir),
@@ -293,6 +295,61 @@ def _summary(engine: Engine, sources: list[Source], elapsed: float) -> None:
             f"and emotion on {people.emotion / people.faces:.0%} of the {people.faces} faces",
             highlight=False,
         )
+
+
+@app.command("eval")
+def eval_command(
+    source: Annotated[str, typer.Argument(help="Labelled CSV manifest (a path column plus age, gender, age_bucket and/or emotion), or WIDER FACE ground truth (the .txt or its folder).", show_default=False)],
+    mode: Annotated[str, typer.Option(help="Attributes: crop (each labelled image is the face) or full (detector first, the largest face; images without a face are missed).")] = "crop",
+    detector: Annotated[str, typer.Option(help=f"Face detector: {', '.join(DETECTORS)}.")] = DEFAULT_DETECTOR,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.json, report.md and plots/*.png.")] = Path("facelens-eval"),
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate a random sample of this many items (images).", show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --limit sample.")] = 0,
+    calibrate_age: Annotated[bool, typer.Option("--calibrate-age", help="Measure ages with facelens' age calibration (as `analyze --calibrate-age`).")] = False,
+    models_dir: ModelsDir = None,
+) -> None:
+    """Measure accuracy on labelled data: age, gender and emotion on a manifest, or face detection
+    (AP, precision/recall) on WIDER FACE ground truth. Writes a report with 95% confidence intervals."""
+    import shlex
+
+    from . import evaluate as evaluation
+
+    if mode not in evaluation.MODES:
+        raise _fail(f"--mode {mode}: unknown; choose one of {', '.join(evaluation.MODES)}", 2)
+    if detector not in DETECTORS:
+        raise _fail(f"--detector {detector}: unknown; choose one of {', '.join(DETECTORS)}", 2)
+    try:
+        kind, path = evaluation.locate(source)
+        words = ["facelens", "eval", source] + (["--mode", mode] if kind == "manifest" else [])
+        words += (["--detector", detector] if detector != DEFAULT_DETECTOR else []) + ["--out", str(out_dir)]
+        words += ["--limit", str(limit), "--seed", str(seed)] if limit is not None else []
+        words += ["--calibrate-age"] if calibrate_age else []
+        store = ModelStore(models_dir)
+        if kind == "wider":
+            todo: list = evaluation.sample(evaluation.read_wider(path), limit, seed)
+            analyzer = Analyzer(detector, confidence=evaluation.CURVE_CONFIDENCE, age_gender=False, emotion=False, head_pose=False, store=store, progress=True)
+            run = lambda advance: evaluation.evaluate_detection(analyzer, todo, progress=advance)
+        else:
+            manifest = evaluation.read_manifest(path)
+            todo = evaluation.sample(manifest.items, limit, seed)
+            wants = set(manifest.labels)
+            analyzer = Analyzer(detector, age_gender=bool(wants & {"age", "gender", "age_bucket"}), emotion="emotion" in wants, head_pose=False, calibrate_age=calibrate_age, store=store, progress=True)
+            run = lambda advance: evaluation.evaluate_attributes(analyzer, todo, mode, progress=advance, skipped=manifest.skipped)
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+        with Progress(*columns, console=err) as bar:
+            task = bar.add_task(Path(path).name if kind == "manifest" else "images", total=len(todo))
+            results = run(lambda n: bar.update(task, advance=n))
+        results = {"input": source, "detector": detector, "limit": limit, "seed": seed, **results}
+        written = evaluation.write_report(results, out_dir, shlex.join(words))
+    except FacelensError as error:
+        raise _fail(str(error)) from None
+    table = Table("figure", "value", "95% CI", "n", box=None)
+    for row in evaluation.summary(results):
+        table.add_row(*row)
+    err.print(table)
+    if results["skipped"]["count"]:
+        err.print(f"{results['skipped']['count']} skipped: " + ", ".join(f"{n} {why}" for why, n in results["skipped"]["reasons"].items()), highlight=False, soft_wrap=True)
+    err.print(f"{written[1]} ({len(written) - 2} plots)", highlight=False, soft_wrap=True)
 
 
 @app.command()
