@@ -27,7 +27,7 @@ import numpy as np
 
 from .analyzer import Analyzer
 from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL, AttributeEstimator
-from .detect import DETECTORS, Detector
+from .detect import DEFAULT_DETECTOR, DETECTORS, Detector
 from .models import ModelStore
 from .people import PeopleConfig
 from .runtime import Network
@@ -195,7 +195,7 @@ class Bench:
         store: where model files come from.
     """
 
-    def __init__(self, source: Callable[[], Source], analyzer: Analyzer, store: ModelStore | None = None, detector: str = "face-detection-retail-0004") -> None:
+    def __init__(self, source: Callable[[], Source], analyzer: Analyzer, store: ModelStore | None = None, detector: str = DEFAULT_DETECTOR) -> None:
         self.source = source
         self.analyzer = analyzer
         store = store or ModelStore()
@@ -356,7 +356,7 @@ def run(
     rounds: int = 1,
     loop: int = 1,
     live: bool = False,
-    detector: str = "face-detection-retail-0004",
+    detector: str = DEFAULT_DETECTOR,
 ) -> list[Figures]:
     """Run `modes` alternately `rounds` times on `source`; for each mode, the round with the median frames/s.
 

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from facelens import Analyzer
 from facelens.cli import app
+from facelens.detect import DEFAULT_DETECTOR
 from facelens.db import Database, read_jsonl_people
 from facelens.fuse import UNKNOWN
 from facelens.people import PeopleConfig
@@ -131,7 +132,7 @@ def test_database_and_json_lines_hold_the_same_people(tmp_path: Path) -> None:
     with Database(db) as database:
         runs = database.runs()
         assert [r["id"] for r in runs] == [1, 2] and all(r["ended_at"] for r in runs)
-        assert runs[0]["options"]["detector"] == "face-detection-retail-0004"
+        assert runs[0]["options"]["detector"] == DEFAULT_DETECTOR
         stored = database.people(run_id=2)
         events = database.events(run_id=2)
     people, jsonl_events = read_jsonl_people(jsonl)
