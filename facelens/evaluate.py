@@ -58,7 +58,7 @@ import numpy as np
 
 from .analyzer import Analyzer
 from .errors import FacelensError, SourceError
-from .files import write_atomically
+from .files import write_atomically, write_pngs
 from .fuse import AGE_BUCKETS, age_bucket
 from .sources import read_image
 from .types import EMOTIONS, GENDERS, Attributes
@@ -923,23 +923,11 @@ def write_report(results: dict[str, Any], out_dir: str | Path, command: str) -> 
     an earlier report in the same folder that this one does not draw are removed.
     """
     out = Path(out_dir)
-    plots_dir = out / "plots"
-    try:
-        plots_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise FacelensError(f"{plots_dir}: cannot create folder ({error.strerror or error})") from None
     results = {**results, "command": command}
     results.setdefault("created", time.strftime("%Y-%m-%d %H:%M:%S %z"))
     results.setdefault("facelens", _version())
     pngs = _plots(results)
-    written = []
-    for name in PLOT_NAMES:
-        target = plots_dir / f"{name}.png"
-        if name in pngs:
-            write_atomically(target, Path.write_bytes, pngs[name])
-            written.append(target)
-        else:
-            target.unlink(missing_ok=True)
+    written = write_pngs(out / "plots", PLOT_NAMES, pngs)
     json_path, md_path = out / "results.json", out / "report.md"
     write_atomically(json_path, Path.write_text, json.dumps(results, indent=2, allow_nan=False) + "\n", "utf-8")
     write_atomically(md_path, Path.write_text, _markdown(results, sorted(pngs)), "utf-8")

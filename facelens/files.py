@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,3 +29,21 @@ def make_parent(path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise FacelensError(f"{path.parent}: cannot create folder ({error.strerror})") from None
+
+
+def write_pngs(folder: Path, names: Sequence[str], pngs: Mapping[str, bytes]) -> list[Path]:
+    """`folder/<name>.png` for each of `names` that `pngs` has; the files of the others are removed,
+    so a picture of an earlier run into the same folder never passes for one of this run."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FacelensError(f"{folder}: cannot create folder ({error.strerror or error})") from None
+    written = []
+    for name in names:
+        target = folder / f"{name}.png"
+        if name in pngs:
+            write_atomically(target, Path.write_bytes, pngs[name])
+            written.append(target)
+        else:
+            target.unlink(missing_ok=True)
+    return written

@@ -52,7 +52,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .db import Database, PersonRecord, read_jsonl_people
 from .errors import FacelensError
-from .files import write_atomically
+from .files import write_atomically, write_pngs
 from .fuse import AGE_BUCKETS
 from .types import EMOTIONS, GENDERS
 
@@ -120,22 +120,9 @@ def build_report(
     page = _Page(people, runs, k)
 
     out = Path(out_dir)
-    chart_dir = out / "charts"
-    try:
-        chart_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise FacelensError(f"{chart_dir}: cannot create folder ({error.strerror or error})") from None
     pngs: dict[str, bytes] = {chart.name: _draw(chart) for chart in page.charts}
-    written = []
-    for name in CHART_NAMES:
-        target = chart_dir / f"{name}.png"
-        if name in pngs:
-            write_atomically(target, Path.write_bytes, pngs[name])
-            written.append(target)
-        else:
-            # A chart of an earlier report into the same folder must not pass for one of this report
-            # (nor outlive a stricter k).
-            target.unlink(missing_ok=True)
+    # An earlier report's chart in the same folder must not pass for one of this report (nor outlive a stricter k).
+    written = write_pngs(out / "charts", CHART_NAMES, pngs)
     page_path = out / "report.html"
     text = page.html(title if title is not None else f"facelens report: {path.name}", path.name, pngs)
     write_atomically(page_path, Path.write_text, text, "utf-8")
