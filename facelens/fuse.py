@@ -242,7 +242,6 @@ class PersonFusion:
         self.config = config
         self._count = 0
         self._weight = 0.0
-        self._best = 0.0
         # Age: a min-heap of (weight, sequence, age) keeping the highest-weight views; the sequence
         # breaks ties so that among equal weights the oldest is dropped first.
         self._ages: list[tuple[float, int, float]] = []
@@ -267,9 +266,6 @@ class PersonFusion:
         attributes = observation.attributes
         self._count += 1
         self._weight += w
-        if attributes.age is not None or attributes.gender is not None:
-            # Only views that ran the age-gender network set the bar of `needs_attributes`.
-            self._best = max(self._best, w)
         if w > 0:
             if attributes.age is not None and math.isfinite(attributes.age):
                 self._add_age(float(attributes.age), w)
@@ -286,24 +282,9 @@ class PersonFusion:
         return self._fused
 
     @property
-    def best_quality(self) -> float:
-        """Highest quality of the observations that carried age or gender."""
-        return self._best
-
-    def needs_attributes(self, quality: float, margin: float = 0.1) -> bool:
-        """Whether to run the age-gender network on a view of this `quality`.
-
-        True while the person is new or uncertain (gender or age bucket unknown, or age uncertainty
-        above the limit), or when `quality` beats the best view seen so far by `margin` (10%);
-        otherwise the fused values can be reused and the network skipped. (Emotion changes within a
-        visit, so its network should keep running, maybe at a lower rate.)
-        """
-        return not self.settled or quality > self._best * (1 + margin)
-
-    @property
     def settled(self) -> bool:
         """Whether gender and age bucket are shown and the age is certain enough: more views of no
-        better quality would change nothing."""
+        better quality would change nothing (the attribute budget of `facelens.people` asks this)."""
         fused = self._fused
         if self._count == 0 or fused.gender == UNKNOWN or fused.age_bucket == UNKNOWN:
             return False

@@ -132,8 +132,6 @@ class Observed:
     faces: tuple[Face, ...]
     events: tuple[Event, ...] = ()
     people: tuple[PersonRecord, ...] = ()
-    skipped: int = 0
-    """Attribute runs saved by the budget in this frame (faces x networks not run)."""
 
 
 @dataclass
@@ -169,9 +167,13 @@ class People:
         tracker = config.tracker
         # Only faces the user asked for start tracks; weaker ones may only extend them.
         self.tracker = Tracker(replace(tracker, high=confidence, low=min(tracker.low, confidence)))
-        self.detector_threshold = min(tracker.low, confidence)
         self._people: dict[int, _Person] = {}
         self.stats = PeopleStats()
+
+    @property
+    def detector_threshold(self) -> float:
+        """The confidence the detector must run at: down to the weakest detection a track accepts."""
+        return self.tracker.config.low
 
     def plan(self, frame: Frame, detections: list[Detection]) -> Plan:
         """Assign this frame's detections to tracks and pick the faces the networks must see."""

@@ -203,7 +203,6 @@ def test_switched_off_networks_do_not_contribute():
     fused = fusion.add(obs(1.0, emotion="happy"))  # age-gender off for this frame
     assert (fused.age, fused.gender_confidence, fused.emotion) == (30, pytest.approx(0.9), "happy")
     assert fused.observations == 2 and fused.weight == 2.0
-    assert fusion.best_quality == 1.0
     fused = fusion.add(obs(5.0))  # nothing at all: counted, changes nothing
     assert (fused.age, fused.gender_confidence, fused.emotion_probabilities) == (30, pytest.approx(0.9), (0, 1, 0, 0, 0))
     with pytest.raises(ValueError):
@@ -228,22 +227,15 @@ def test_emotion_half_life_by_hand():
     assert fusion.add(obs(0.1, 0.0, emotion="sad")).emotion == "sad"  # 0.565 vs 0.435: +0.13
 
 
-def test_needs_attributes_budget():
+def test_settled_once_gender_and_age_bucket_are_sure():
     fusion = PersonFusion()
-    assert fusion.needs_attributes(0.1)  # new
+    assert not fusion.settled  # new
     fusion.add(obs(0.8, age=35, gender=("female", 0.95)))
-    assert fusion.needs_attributes(0.5)  # age uncertainty 5 > 3
+    assert not fusion.settled  # age uncertainty 5 > 3
     for _ in range(3):
         fused = fusion.add(obs(0.8, age=36, gender=("female", 0.95)))
     assert (fused.gender, fused.age_bucket) == ("female", "30-44") and fused.age_uncertainty <= 3
-    assert fusion.best_quality == 0.8
-    assert not fusion.needs_attributes(0.8)
-    assert not fusion.needs_attributes(0.87)  # not 10% better than 0.8
-    assert fusion.needs_attributes(0.95)  # a much better view is worth a look
-    fusion.add(obs(0.95, emotion="happy"))  # emotion only: does not raise the bar
-    assert fusion.best_quality == 0.8 and fusion.needs_attributes(0.95)
-    fusion.add(obs(0.95, age=36, gender=("female", 0.97)))
-    assert fusion.best_quality == 0.95 and not fusion.needs_attributes(0.95)
+    assert fusion.settled
 
 
 def test_memory_is_bounded_and_keeps_the_best_views():

@@ -21,7 +21,7 @@ from facelens.cli import app
 from facelens.detect import DEFAULT_DETECTOR
 from facelens.db import Database, read_jsonl_people
 from facelens.fuse import UNKNOWN
-from facelens.people import PeopleConfig
+from facelens.people import People, PeopleConfig
 from facelens.report import CHART_NAMES
 
 from conftest import DATA, VIDEOS
@@ -242,3 +242,31 @@ def test_report_of_a_real_run_renders_in_chromium(tmp_path: Path) -> None:
     page = Page(run_chromium(tmp_path / "report" / "report.html", tmp_path / "profile", "--dump-dom"))
     assert [(img["id"], img.get("data-rendered")) for img in page.charts()] == [(f"chart-{name}", "true") for name in CHART_NAMES]
     assert len(page.tables["people"]) == 1 + count  # a header row, then a row per person
+
+
+def test_budget_rule_new_uncertain_better_view_and_recheck() -> None:
+    """The attribute budget on its own (no networks): a person is measured while new or uncertain,
+    then only for a view 10% better than the best measured, or after `recheck_seconds`."""
+    from facelens import Attributes, Box, Detection, Emotion, Frame, Gender
+
+    image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)  # sharp everywhere
+    people = People("synthetic", PeopleConfig(recheck_seconds=5.0))
+    said = Attributes(34.0, Gender("female", 0.95), Emotion("happy", (0.1, 0.8, 0.05, 0.03, 0.02)))
+
+    def step(t: float, height: float, confidence: float = 0.9) -> tuple[int, ...]:
+        box = Box(100, 100, 100 + height, 100 + height)
+        plan = people.plan(Frame(image, round(t * 10), t, "synthetic"), [Detection(box, confidence)])
+        people.observe(plan, [said] * len(plan.detections))
+        return plan.age_gender
+
+    assert step(0.0, 60) == (0,)  # first frame of a run: a person at once, and new
+    t = 0.1
+    while not people._people[1].fusion.settled:
+        assert step(t, 60) == (0,), t  # uncertain: measured every frame
+        t += 0.1
+    assert t < 3
+    assert step(t, 60) == () and step(t + 0.1, 63) == ()  # settled, no better view (63 px: < 10% better)
+    assert step(t + 0.2, 80) == (0,)  # a view a third larger is worth a look
+    measured = t + 0.2
+    later = [round(measured + 0.1 * i, 1) for i in range(1, 51)]  # the same view, 0.1 to 5.0 s later
+    assert [step(u, 80) for u in later] == [()] * 49 + [(0,)]  # rechecked after 5 s, not before
