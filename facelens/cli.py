@@ -7,10 +7,13 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 from urllib.parse import urlsplit
@@ -236,34 +239,61 @@ def _run(engine: Engine, sources: list[Source], sinks: list[list[Sink]], blur: b
     to_stdout = any(isinstance(sink, JsonlSink) and sink.path == "-" for group in sinks for sink in group)
     progress = Progress(*columns, console=err, disable=to_stdout and not err.is_terminal)
     frames = 0
-    try:
-        with progress:
-            tasks = [progress.add_task(Path(s.name).name or s.name, total=s.length, fps="") for s in sources]
-            for result in engine.run(sources, live):
-                group = sinks[result.stream]
-                if result.end:
+    with _first_interrupt_stops() as stopping, ExitStack() as cleanup:
+        try:
+            with progress:
+                tasks = [progress.add_task(Path(s.name).name or s.name, total=s.length, fps="") for s in sources]
+                results = cleanup.enter_context(closing(engine.run(sources, live)))
+                for result in results:
+                    group = sinks[result.stream]
+                    if result.end:
+                        for sink in group:
+                            sink.write(result, None)
+                        continue
+                    picture = annotate(result.frame.image, result.faces, blur_faces=blur) if wants_picture[result.stream] else None
                     for sink in group:
-                        sink.write(result, None)
-                    continue
-                picture = annotate(result.frame.image, result.faces, blur_faces=blur) if wants_picture[result.stream] else None
-                for sink in group:
-                    sink.write(result, picture)
-                frames += 1
-                stats = engine.sources[result.stream]
-                progress.update(tasks[result.stream], advance=1, fps=f"{stats.fps:.1f} fps" + (f", {stats.dropped} dropped" if stats.dropped else ""))
-                if any(getattr(sink, "closed_by_user", False) for sink in group):
-                    break
-    except KeyboardInterrupt:
-        # The people still in view leave now, so their records are written too.
-        for result in engine.drain():
-            for sink in sinks[result.stream]:
-                sink.write(result, None)
-        err.print(f"interrupted after {frames} frames; what was written so far is kept")
-        raise typer.Exit(130) from None
-    finally:
-        _summary(engine, sources, time.perf_counter() - started)
+                        sink.write(result, picture)
+                    frames += 1
+                    stats = engine.sources[result.stream]
+                    progress.update(tasks[result.stream], advance=1, fps=f"{stats.fps:.1f} fps" + (f", {stats.dropped} dropped" if stats.dropped else ""))
+                    if stopping.is_set() or any(getattr(sink, "closed_by_user", False) for sink in group):
+                        break
+        except KeyboardInterrupt:  # a second Ctrl-C, or one that came while no result was on its way
+            stopping.set()
+        finally:
+            _summary(engine, sources, time.perf_counter() - started)
+        if stopping.is_set():
+            cleanup.close()  # the engine stops its readers first
+            # The people still in view leave now, so their records are written too.
+            for result in engine.drain():
+                for sink in sinks[result.stream]:
+                    sink.write(result, None)
+            err.print(f"interrupted after {frames} frames; what was written so far is kept")
+            raise typer.Exit(130)
     if frames == 0:
         raise FacelensError(f"{sources[0].name if len(sources) == 1 else 'the sources'}: no frame could be read")
+
+
+@contextmanager
+def _first_interrupt_stops() -> Iterator[threading.Event]:
+    """Ctrl-C sets the event, so the run stops between two results, each written whole (no event of
+    a person half recorded); a second Ctrl-C interrupts at once."""
+    stopping = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stopping
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        if stopping.is_set():
+            raise KeyboardInterrupt
+        stopping.set()
+        err.print("stopping after this frame (Ctrl-C again to stop at once)", highlight=False)
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield stopping
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _summary(engine: Engine, sources: list[Source], elapsed: float) -> None:
