@@ -18,6 +18,11 @@ GENDERS: tuple[str, ...] = ("female", "male")
 
 EVENT_KINDS: tuple[str, ...] = ("enter", "exit")
 
+COUNTED_MIN_FRAMES = 5
+"""A person record seen in fewer frames is a fragment, not a person (`PersonRecord.counted`)."""
+COUNTED_MIN_SECONDS = 1.0
+"""A person record seen for less time is a fragment, not a person (`PersonRecord.counted`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Box:
@@ -251,6 +256,17 @@ class PersonRecord:
     emotion_probabilities: dict[str, float] | None
     thumbnail_jpeg: bytes | None = None
     """Best shot as JPEG, only when asked for (privacy: off by default)."""
+
+    @property
+    def counted(self) -> bool:
+        """Whether this record counts as a person in analytics: seen long enough and often enough.
+
+        Shorter records are fragments (a glimpse, a false detection, a piece of a track broken by a
+        pause); reports count them apart. Records of still images (no dwell) always count.
+        """
+        if self.dwell_seconds is None:
+            return True
+        return self.frames >= COUNTED_MIN_FRAMES and self.dwell_seconds >= COUNTED_MIN_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
