@@ -121,8 +121,8 @@ class Reconnect:
 
     After a lost connection or a read that fails or times out, the input is opened again at once, then
     after `first_delay` seconds, then after twice as long each time up to `max_delay`, until a frame comes
-    or `retry_for` seconds of this outage have passed. `Reconnect(retry_for=0)` never retries. The first
-    opening never retries: an input that does not work at all fails at once.
+    or `retry_for` seconds of this outage have passed. The first opening is retried the same way (a
+    camera still booting, a server not up yet). `Reconnect(retry_for=0)` never retries.
     """
 
     retry_for: float = 30.0
@@ -143,9 +143,9 @@ def open_source(spec: str | int | os.PathLike[str], *, reconnect: Reconnect | No
     """Open what `spec` names: a camera index (int or digits), a stream URL, a folder (searched
     recursively), a glob pattern, an image file or a video file.
 
-    A camera or stream that breaks after it has worked is opened again as `reconnect` says (by default
+    A camera or stream is opened, and opened again when it breaks, as `reconnect` says (by default
     `Reconnect()`: for up to 30 s per outage). Raises `SourceError` when `spec` does not exist or cannot
-    be read at all; the first opening is never retried.
+    be read at all (for a camera or stream: not within `reconnect.retry_for`).
     """
     reconnect = Reconnect() if reconnect is None else reconnect
     if isinstance(spec, int):
@@ -545,6 +545,31 @@ class _LiveSource(_CaptureSource):
         self._last = (timestamp, now)
         return timestamp
 
+    def _connect(self, unopened: str, unreadable: str) -> None:
+        """Open the input and read its first frame, retrying as `reconnect` says; raises the last
+        `SourceError` when the budget is spent."""
+        policy = self.reconnect
+        deadline = time.monotonic() + policy.retry_for
+        delay = policy.first_delay
+        warned = False
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                timeout = STREAM_TIMEOUT_MS if remaining <= 0 else min(STREAM_TIMEOUT_MS, max(1000, int(remaining * 1000)))
+                self._start(self._open(timeout), unopened, unreadable)
+                return
+            except SourceError as error:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if warned:
+                        raise SourceError(f"{error}; gave up after {policy.retry_for:g} s") from None
+                    raise
+                if not warned:
+                    logger.warning("%s; retrying for up to %g s", error, policy.retry_for)
+                    warned = True
+                time.sleep(min(delay, remaining))
+                delay = min(delay * 2, policy.max_delay)
+
     # The consumer's side.
 
     def _frames(self) -> Iterator[Frame]:
@@ -680,9 +705,7 @@ class CameraSource(_LiveSource):
     def __init__(self, index: int, *, reconnect: Reconnect = Reconnect()) -> None:
         super().__init__(str(index), "camera", f"camera {index}", reconnect)
         self._index = index
-        self._start(
-            self._open(STREAM_TIMEOUT_MS), f"camera {index}: cannot open", f"camera {index}: cannot read a frame"
-        )
+        self._connect(f"camera {index}: cannot open", f"camera {index}: cannot read a frame")
         self.length = None
 
     def _open(self, open_timeout_ms: int) -> cv2.VideoCapture:
@@ -702,8 +725,7 @@ class StreamSource(_LiveSource):
 
     def __init__(self, url: str, *, reconnect: Reconnect = Reconnect()) -> None:
         super().__init__(url, "stream", _redact(url), reconnect)
-        self._start(
-            self._open(STREAM_TIMEOUT_MS),
+        self._connect(
             f"{self._label}: cannot open stream"
             f" (unreachable, refused, not a video, or no answer in {STREAM_TIMEOUT_MS // 1000} s)",
             f"{self._label}: cannot open stream (no frame could be decoded)",

@@ -19,7 +19,7 @@ import pytest
 from conftest import DATA, VIDEOS
 
 from facelens.errors import SourceError
-from facelens.sources import Source, open_source, read_image
+from facelens.sources import Reconnect, Source, open_source, read_image
 
 PHOTOS = DATA / "compreface-samples"
 PHOTO = PHOTOS / "007_B.jpg"  # 416x624, small enough to decode often
@@ -340,12 +340,21 @@ def test_leaving_with_releases_the_video_and_a_second_pass_is_refused(warnings_l
 
 
 @pytest.mark.parametrize("spec", [9, "9"])
-def test_camera_that_does_not_exist_fails_fast(spec):
+def test_camera_that_does_not_exist_fails_fast_without_retries(spec):
     started = time.monotonic()
     with pytest.raises(SourceError) as error:
-        open_source(spec)
+        open_source(spec, reconnect=Reconnect(retry_for=0))
     assert str(error.value) == "camera 9: cannot open"
     assert time.monotonic() - started < 5
+
+
+def test_camera_that_does_not_come_is_retried_then_given_up(warnings_log):
+    started = time.monotonic()
+    with pytest.raises(SourceError) as error:
+        open_source(9, reconnect=Reconnect(retry_for=1, first_delay=0.2, max_delay=0.4))
+    assert str(error.value) == "camera 9: cannot open; gave up after 1 s"
+    assert 1 <= time.monotonic() - started < 5
+    assert [r.getMessage() for r in warnings_log.records] == ["camera 9: cannot open; retrying for up to 1 s"]
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

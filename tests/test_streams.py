@@ -457,14 +457,46 @@ def test_close_interrupts_the_wait_between_attempts(server, warnings_log):
     assert len(messages(warnings_log)) == 1
 
 
-def test_first_open_of_a_closed_port_fails_fast_without_retrying():
+def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def test_first_open_of_a_closed_port_fails_fast_when_retrying_is_off(warnings_log):
     started = time.monotonic()
     with pytest.raises(SourceError, match="cannot open stream"):
-        open_source(f"http://127.0.0.1:{port}/stream.mjpg", reconnect=Reconnect(retry_for=60))
+        open_source(f"http://127.0.0.1:{_free_port()}/stream.mjpg", reconnect=Reconnect(retry_for=0))
     assert time.monotonic() - started < 2
+    assert messages(warnings_log) == []
+
+
+def test_first_open_is_retried_until_the_server_is_up(street, later, warnings_log):
+    """A camera still booting or a server not up yet: the first connection gets the same retries as a
+    dropped one."""
+    server = MjpegServer(street)
+    url = server.url
+    server.stop()
+    later(1.5, server.start)
+    try:
+        started = time.monotonic()
+        with open_source(url, reconnect=FAST) as source:
+            frames = read(source, 5, lambda frame: frame.index == 4)
+        assert 1.3 < time.monotonic() - started < 5
+        assert len(frames) == 5 and source.error is None
+        assert messages(warnings_log)[0].startswith(f"{url}: cannot open stream")
+        assert messages(warnings_log)[0].endswith("retrying for up to 10 s")
+    finally:
+        server.stop()
+
+
+def test_first_open_gives_up_after_the_budget(warnings_log):
+    url = f"http://127.0.0.1:{_free_port()}/stream.mjpg"
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=r"cannot open stream .*; gave up after 1 s"):
+        open_source(url, reconnect=Reconnect(retry_for=1, first_delay=0.2, max_delay=0.4))
+    assert 1 <= time.monotonic() - started < 4
+    assert len(messages(warnings_log)) == 1
 
 
 def test_reconnect_settings_are_checked():
