@@ -70,6 +70,8 @@ ModelsDir = Annotated[
         help="Folder of model files in Open Model Zoo layout (intel/<model>/<PRECISION>/); "
         "searched before the user cache and the download.",
         show_default=False,
+        exists=True,
+        file_okay=False,
     ),
 ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from facelens.errors import ChecksumError, ModelError
 
 __all__ = [
     "DEFAULT_PRECISION",
+    "PRECISIONS",
     "ModelFile",
     "ModelStore",
     "VerifyResult",
@@ -35,13 +37,28 @@ __all__ = [
     "download",
     "model_files",
     "models",
+    "nearest_precision",
     "precisions",
 ]
 
 DEFAULT_PRECISION = "FP16-INT8"
 """The precision used when none is asked for and the model has it."""
 
-_FALLBACK_PRECISIONS = ("FP16", "FP32")
+PRECISIONS = ("FP16-INT8", "FP16", "FP32")
+"""Every precision the catalog has, in the order facelens prefers them."""
+
+# What stands in for a precision a model lacks, nearest first: the float ones for each other (FP16
+# and FP32 give the same results to a few decimals), the quantized one last.
+_NEAREST = {
+    "FP16-INT8": ("FP16-INT8", "FP16", "FP32"),
+    "FP16": ("FP16", "FP32", "FP16-INT8"),
+    "FP32": ("FP32", "FP16", "FP16-INT8"),
+}
+_HINT = (
+    "Point facelens at a folder of models with --models-dir or FACELENS_MODELS_DIR, "
+    "or run `facelens models fetch` where there is internet."
+)
+log = logging.getLogger("facelens")
 _COLUMNS = ["model", "precision", "file", "size", "sha384", "url"]
 _CHUNK = 1 << 16
 _TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -105,11 +122,20 @@ def precisions(model: str) -> list[str]:
 
 def default_precision(model: str) -> str:
     """FP16-INT8 if `model` has it, else the first of FP16, FP32 it has."""
+    return nearest_precision(model, DEFAULT_PRECISION)
+
+
+def nearest_precision(model: str, precision: str) -> str:
+    """`precision` if `model` has it, else the nearest it has: FP16 and FP32 stand in for each
+    other before FP16-INT8, and FP16-INT8 falls back to FP16, then FP32.
+
+    ModelError for a precision that is none of `PRECISIONS`.
+    """
+    wanted = precision.upper()
+    if wanted not in _NEAREST:
+        raise ModelError(f"precision {precision!r}: unknown; choose one of {', '.join(PRECISIONS)}")
     available = precisions(model)
-    for precision in (DEFAULT_PRECISION, *_FALLBACK_PRECISIONS):
-        if precision in available:
-            return precision
-    return available[0]
+    return next((p for p in _NEAREST[wanted] if p in available), available[0])
 
 
 def model_files(model: str, precision: str | None = None) -> tuple[ModelFile, ModelFile]:
@@ -281,7 +307,8 @@ class ModelStore:
     `cache_dir` (same layout), and downloaded into `cache_dir` if in neither. Defaults come from
     FACELENS_MODELS_DIR, FACELENS_CACHE_DIR (else the user cache folder) and FACELENS_MODELS_URL
     (a mirror laid out like the Open Model Zoo tree; else the catalog's official URLs). An empty
-    `models_dir` or `mirror` means none.
+    `models_dir` or `mirror` means none; any other `models_dir` must be an existing folder
+    (ModelError otherwise).
     """
 
     def __init__(
@@ -290,13 +317,18 @@ class ModelStore:
         cache_dir: str | os.PathLike[str] | None = None,
         mirror: str | None = None,
     ) -> None:
-        if models_dir is None:
+        from_env = models_dir is None
+        if from_env:
             models_dir = os.environ.get("FACELENS_MODELS_DIR")
         if cache_dir is None:
             cache_dir = os.environ.get("FACELENS_CACHE_DIR") or Path(platformdirs.user_cache_dir("facelens")) / "models"
         if mirror is None:
             mirror = os.environ.get("FACELENS_MODELS_URL")
         self.models_dir: Path | None = Path(models_dir).expanduser() if models_dir else None
+        if self.models_dir is not None and not self.models_dir.is_dir():
+            # A mistyped folder would otherwise be passed over quietly and the models downloaded.
+            named = f"FACELENS_MODELS_DIR={self.models_dir}" if from_env else f"models folder {self.models_dir}"
+            raise ModelError(f"{named}: {'not a folder' if self.models_dir.exists() else 'no such folder'}")
         self.cache_dir: Path = Path(cache_dir).expanduser()
         self.mirror: str | None = mirror or None
 
@@ -339,26 +371,41 @@ class ModelStore:
             return cast("list[Path]", local)
         # The client is made only when needed: building its TLS context costs more than a locate.
         with httpx.Client(timeout=_TIMEOUT, follow_redirects=True) as client:
-            return [
-                path
-                or download(
-                    self.url(file),
-                    self.cache_dir / file.path,
-                    size=file.size,
-                    sha384=file.sha384,
-                    progress=progress,
-                    client=client,
-                )
-                for file, path in zip(files, local, strict=True)
-            ]
+            return [path or self._download(file, client, progress, force) for file, path in zip(files, local, strict=True)]
+
+    def _download(self, file: ModelFile, client: httpx.Client, progress: bool, force: bool) -> Path:
+        try:
+            return download(
+                self.url(file), self.cache_dir / file.path, size=file.size, sha384=file.sha384, progress=progress, client=client
+            )
+        except ModelError as error:
+            # Say where the file was looked for and how to do without the download: offline, the
+            # download's own message is all a user would otherwise see.
+            if self.models_dir:
+                places = f"{self.models_dir} (models folder) or {self.cache_dir} (cache)"
+            else:
+                places = f"{self.cache_dir} (cache; no models folder set)"
+            looked = "" if force else f"{file.path} is not in {places}; "
+            raise type(error)(f"{file.model} ({file.precision}): {looked}{error}. {_HINT}") from error
+
+    def _files(self, model: str, precision: str | None) -> tuple[ModelFile, ModelFile]:
+        """The catalog entries of `model` at `precision`, or at the nearest it has, with a notice."""
+        if precision is None:
+            return model_files(model)
+        chosen = nearest_precision(model, precision)
+        if chosen != precision.upper():
+            log.warning("%s has no %s; using %s (it has %s)", model, precision.upper(), chosen, ", ".join(precisions(model)))
+        return model_files(model, chosen)
 
     def locate(self, model: str, precision: str | None = None, *, progress: bool = False) -> tuple[Path, Path]:
         """The verified (xml, bin) paths of `model`, downloading into the cache what is missing.
 
-        Raises ChecksumError for a file on disk that differs from the catalog (it is never replaced
-        here; `fetch` replaces a bad one in the cache) and ModelError when a download fails.
+        A model without `precision` comes at the nearest one it has (see `nearest_precision`), with
+        a warning logged. Raises ChecksumError for a file on disk that differs from the catalog (it
+        is never replaced here; `fetch` replaces a bad one in the cache) and ModelError when a
+        download fails.
         """
-        xml, bin_ = self._obtain(model_files(model, precision), progress=progress, repair=False, force=False)
+        xml, bin_ = self._obtain(self._files(model, precision), progress=progress, repair=False, force=False)
         return xml, bin_
 
     def fetch(
@@ -368,8 +415,9 @@ class ModelStore:
 
         A missing or corrupt file in the cache is downloaded again; `force` downloads both into the
         cache even if valid copies exist. A corrupt file in `models_dir` is refused, not touched.
+        A missing precision falls back as in `locate`.
         """
-        return self._obtain(model_files(model, precision), progress=progress, repair=True, force=force)
+        return self._obtain(self._files(model, precision), progress=progress, repair=True, force=force)
 
     def verify(self) -> list[VerifyResult]:
         """Hash every catalog file present in `models_dir` or the cache (each copy) against the catalog."""

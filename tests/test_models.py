@@ -185,11 +185,48 @@ def test_unknown_model_or_precision(server, empty_models, cache):
     with pytest.raises(ModelError, match=r"^model age-gender-recognition-retail-0013 has no precision 'FP32' "):
         m.model_files(AGE_GENDER, "FP32")
     store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url)
-    with pytest.raises(ModelError, match=r"\(available: FP16, FP16-INT8, FP32\)$"):
-        store.locate(DETECTOR, "FP64")
+    for unknown in ("FP64", "INT8"):
+        with pytest.raises(ModelError) as e:
+            store.locate(DETECTOR, unknown)
+        assert str(e.value) == f"precision {unknown!r}: unknown; choose one of FP16-INT8, FP16, FP32"
     with pytest.raises(ModelError, match="unknown model"):
         store.fetch("no-such-model")
     assert server.requests == []
+
+
+def test_each_model_falls_back_to_its_nearest_precision():
+    nearest = {
+        # wanted: (detector, age-gender, emotion, head pose, face-detection-0205)
+        "FP32": ("FP32", "FP16-INT8", "FP16-INT8", "FP16", "FP16"),
+        "FP16": ("FP16", "FP16-INT8", "FP16-INT8", "FP16", "FP16"),
+        "FP16-INT8": ("FP16-INT8", "FP16-INT8", "FP16-INT8", "FP16-INT8", "FP16"),
+    }
+    names = (DETECTOR, AGE_GENDER, "emotions-recognition-retail-0003", "head-pose-estimation-adas-0001", "face-detection-0205")
+    for wanted, chosen in nearest.items():
+        assert tuple(m.nearest_precision(name, wanted) for name in names) == chosen
+        assert tuple(m.nearest_precision(name, wanted.lower()) for name in names) == chosen
+    # FP16 and FP32 stand in for each other before the quantized files do.
+    assert m.nearest_precision("face-detection-0200", "FP32") == "FP16"
+    assert all(m.nearest_precision(name, p) in m.precisions(name) for name in m.models() for p in m.PRECISIONS)
+    with pytest.raises(ModelError) as e:
+        m.nearest_precision(DETECTOR, "bf16")
+    assert str(e.value) == "precision 'bf16': unknown; choose one of FP16-INT8, FP16, FP32"
+
+
+def test_locate_and_fetch_use_the_nearest_precision_and_say_so(server, empty_models, cache, warnings_log):
+    store = m.ModelStore(models_dir=MODELS_DIR, cache_dir=cache, mirror=server.url)
+    assert store.locate(DETECTOR, "fp32")[0] == MODELS_DIR / m.model_files(DETECTOR, "FP32")[0].path
+    assert warnings_log.messages == []
+    assert store.locate(AGE_GENDER, "FP32") == tuple(MODELS_DIR / f.path for f in m.model_files(AGE_GENDER))
+    assert store.locate("head-pose-estimation-adas-0001", "FP32")[1].parent.name == "FP16"
+    assert warnings_log.messages == [
+        f"{AGE_GENDER} has no FP32; using FP16-INT8 (it has FP16-INT8)",
+        "head-pose-estimation-adas-0001 has no FP32; using FP16 (it has FP16, FP16-INT8)",
+    ]
+    # `facelens models fetch --precision FP16` brings what `analyze --precision FP16` will use.
+    downloaded = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url).fetch(AGE_GENDER, "FP16")
+    assert downloaded == [cache / f.path for f in m.model_files(AGE_GENDER, "FP16-INT8")]
+    assert warnings_log.messages[-1] == f"{AGE_GENDER} has no FP16; using FP16-INT8 (it has FP16-INT8)"
 
 
 # --- resolution order ------------------------------------------------------------------------------
@@ -241,6 +278,7 @@ def test_download_shows_progress_on_stderr(server, empty_models, cache, capsys):
 
 
 def test_store_defaults_come_from_the_environment(monkeypatch, tmp_path):
+    (tmp_path / "m").mkdir()
     monkeypatch.setenv("FACELENS_MODELS_DIR", str(tmp_path / "m"))
     monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "c"))
     monkeypatch.setenv("FACELENS_MODELS_URL", "http://mirror.example/omz/")
@@ -284,7 +322,8 @@ def test_corrupted_download_is_refused_and_leaves_nothing(server, empty_models, 
     with pytest.raises(ChecksumError) as e:
         store.locate(DETECTOR)
     assert (
-        str(e.value) == f"{server.url_of(bin_file)}: checksum mismatch (expected sha384 {bin_file.sha384}, got {bad})"
+        f"; {server.url_of(bin_file)}: checksum mismatch (expected sha384 {bin_file.sha384}, got {bad}). Point facelens at"
+        in str(e.value)
     )
     assert not (cache / bin_file.path).exists()
     assert files_under(cache) == [cache / xml_file.path]  # the good file stays, no .part
@@ -298,10 +337,10 @@ def test_server_vanishing_mid_download(server, empty_models, cache):
     with pytest.raises(ModelError) as e:
         store.fetch(AGE_GENDER)
     assert not isinstance(e.value, ChecksumError)
-    assert str(e.value) == (
-        f"download of {server.url_of(bin_file)} failed: "
-        f"server closed the connection after {DROP_AFTER} of {bin_file.size} bytes"
-    )
+    assert (
+        f"; download of {server.url_of(bin_file)} failed: "
+        f"server closed the connection after {DROP_AFTER} of {bin_file.size} bytes. "
+    ) in str(e.value)
     assert not (cache / bin_file.path).exists() and no_partial_files(cache)
 
     server.behaviour.clear()
@@ -319,7 +358,7 @@ def test_wrong_length_body_is_refused(server, empty_models, cache, how, reason):
     store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url)
     with pytest.raises(ModelError) as e:
         store.locate(DETECTOR)
-    assert str(e.value).startswith(f"download of {server.url_of(bin_file)} failed: ")
+    assert f"; download of {server.url_of(bin_file)} failed: " in str(e.value)
     assert reason.format(n=bin_file.size - 1000, size=bin_file.size) in str(e.value)
     assert not (cache / bin_file.path).exists() and no_partial_files(cache)
 
@@ -359,25 +398,104 @@ def test_http_404(server, empty_models, cache):
     bin_file = m.model_files(DETECTOR)[1]
     server.behaviour[bin_file.path] = "404"
     store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url)
-    with pytest.raises(ModelError, match=r"failed: HTTP 404 Not Found$") as e:
+    with pytest.raises(ModelError) as e:
         store.fetch(DETECTOR)
-    assert str(e.value).startswith(f"download of {server.url_of(bin_file)} failed")
+    assert f"; download of {server.url_of(bin_file)} failed: HTTP 404 Not Found. " in str(e.value)
     assert not (cache / bin_file.path).exists() and no_partial_files(cache)
 
 
-def test_connection_refused(empty_models, cache):
+def refused_url() -> str:
+    """A loopback URL nothing listens on: a stand-in for a machine without internet."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    # Nothing listens on `port` any more.
-    store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=f"http://127.0.0.1:{port}")
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+HINT = (
+    "Point facelens at a folder of models with --models-dir or FACELENS_MODELS_DIR, "
+    "or run `facelens models fetch` where there is internet."
+)
+
+
+def test_offline_error_says_where_it_looked_and_what_to_do(empty_models, cache):
+    offline = refused_url()
+    store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=offline)
     xml_file = m.model_files(DETECTOR)[0]
     with pytest.raises(ModelError) as e:
         store.locate(DETECTOR)
     message = str(e.value)
-    assert message.startswith(f"download of http://127.0.0.1:{port}/{xml_file.path} failed: cannot connect (")
+    assert message.startswith(
+        f"{DETECTOR} (FP16-INT8): {xml_file.path} is not in {empty_models} (models folder) or {cache} (cache); "
+        f"download of {offline}/{xml_file.path} failed: cannot connect ("
+    )
+    assert message.endswith(f"). {HINT}")
     assert "refused" in message.lower() and "\n" not in message
     assert files_under(cache) == []
+
+    # The head pose network has no FP32: the message names the precision that was looked for.
+    pose_xml = m.model_files("head-pose-estimation-adas-0001", "FP16")[0]
+    with pytest.raises(ModelError, match=rf"^head-pose-estimation-adas-0001 \(FP16\): {pose_xml.path} is not in "):
+        store.fetch("head-pose-estimation-adas-0001", "FP32")
+
+
+def test_offline_command_is_one_line_naming_the_cache(cache, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from facelens.cli import app
+
+    from conftest import DATA
+
+    offline = refused_url()
+    monkeypatch.setenv("FACELENS_MODELS_DIR", "")
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(cache))
+    monkeypatch.setenv("FACELENS_MODELS_URL", offline)
+    xml_file = m.model_files(DETECTOR)[0]
+    result = CliRunner().invoke(app, ["analyze", str(DATA / "compreface-samples" / "000_5.jpg"), "--jsonl", str(tmp_path / "out.jsonl")])
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert line.startswith(
+        f"error: {DETECTOR} (FP16-INT8): {xml_file.path} is not in {cache} (cache; no models folder set); "
+        f"download of {offline}/{xml_file.path} failed: cannot connect ("
+    )
+    assert line.endswith(HINT) and "\n" not in line and "Traceback" not in result.output
+
+
+def test_models_dir_must_be_an_existing_folder(tmp_path, cache, monkeypatch):
+    from typer.testing import CliRunner
+
+    from facelens.cli import app
+
+    from conftest import DATA
+
+    missing, archive = tmp_path / "no-such-models", tmp_path / "models.zip"
+    archive.write_bytes(b"PK\x05\x06" + bytes(18))
+    with pytest.raises(ModelError) as e:
+        m.ModelStore(models_dir=missing, cache_dir=cache)
+    assert str(e.value) == f"models folder {missing}: no such folder"
+    with pytest.raises(ModelError) as e:
+        m.ModelStore(models_dir=archive, cache_dir=cache)
+    assert str(e.value) == f"models folder {archive}: not a folder"
+    monkeypatch.setenv("FACELENS_MODELS_DIR", str(missing))
+    with pytest.raises(ModelError) as e:
+        m.ModelStore(cache_dir=cache)
+    assert str(e.value) == f"FACELENS_MODELS_DIR={missing}: no such folder"
+
+    # The command refuses it before opening anything, whether it comes from the option or the environment.
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(cache))
+    monkeypatch.setenv("FACELENS_MODELS_URL", refused_url())  # were it passed over, nothing could be downloaded
+    photo, out = DATA / "compreface-samples" / "000_5.jpg", tmp_path / "out.jsonl"
+    runner = CliRunner(env={"COLUMNS": "500"})  # the usage error's box would wrap the paths
+    for args, named, why in [
+        (["analyze", photo, "--jsonl", out], missing, "does not exist"),
+        (["analyze", photo, "--jsonl", out, "--models-dir", archive], archive, "is a file"),
+        (["models", "list"], missing, "does not exist"),
+        (["models", "verify", "--models-dir", archive], archive, "is a file"),
+        (["models", "fetch"], missing, "does not exist"),
+    ]:
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == 2, (args, result.output)
+        assert f"'{named}' {why}" in result.stderr and "FACELENS_MODELS_DIR" in result.stderr, result.stderr
+        assert "Traceback" not in result.output and not out.exists() and files_under(cache) == []
 
 
 def test_corrupt_file_in_models_dir_is_refused(server, tmp_path, cache):
