@@ -14,7 +14,7 @@ from .detect import DEFAULT_DETECTOR, DETECTORS, Detector
 from .errors import ModelError
 from .models import ModelStore
 from .people import PeopleConfig
-from .runtime import Network
+from .runtime import Network, check_device
 from .sources import Source, open_source
 from .types import Attributes, Detection, Face, Frame, FrameResult
 
@@ -33,7 +33,8 @@ class Analyzer:
 
     Args:
         detector: name of the face detection model (see `facelens.detect.DETECTORS`).
-        device: OpenVINO device for every network: "CPU", "GPU", "NPU", ...
+        device: OpenVINO device for every network: "CPU", "GPU", "NPU", "AUTO", ... (ModelError,
+            naming the devices there are, for one this machine lacks).
         confidence: minimum detector confidence of a face.
         min_face: minimum face size in frame pixels (shorter side).
         age_gender: run age-gender-recognition-retail-0013.
@@ -44,7 +45,9 @@ class Analyzer:
             the error from 10.9 to 9.0 years, but raises it for ages 18-27 (4.8 -> 8.3) and under
             18 (17.5 -> 23.5), hence off by default.
         crop: how detected boxes are cut out for the attribute networks.
-        precision: model precision (FP16-INT8, FP16, FP32); the best one available by default.
+        precision: model precision (FP16-INT8, FP16, FP32); a network without it runs at the nearest
+            precision it has, with a warning logged (see `facelens.models.nearest_precision`). By
+            default the best one each network has.
         store: where model files come from; by default the models directory of
             `$FACELENS_MODELS_DIR`, then the user cache, then the official download.
         progress: show a progress bar while downloading models.
@@ -68,6 +71,7 @@ class Analyzer:
     ) -> None:
         if detector not in DETECTORS:
             raise ModelError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+        check_device(device)  # before any model is looked for, let alone downloaded
         store = store or ModelStore()
 
         def network(model: str, single_thread: bool = False) -> Network:

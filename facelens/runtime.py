@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import re
 import sys
 import threading
 from collections.abc import Iterable
@@ -45,7 +46,28 @@ def _limit_malloc_arenas() -> None:
 
 
 def available_devices() -> list[str]:
+    """The devices OpenVINO finds on this machine: "CPU", "GPU", "GPU.1", "NPU", ..."""
     return list(core().available_devices)
+
+
+# Devices made of others: they are not listed as available, and their compile errors name the part at fault.
+_VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
+
+
+def check_device(device: str) -> None:
+    """ModelError if `device` is not one OpenVINO finds here, with its reason and the devices that are."""
+    if device.partition(":")[0] in _VIRTUAL_DEVICES:
+        return
+    available = available_devices()
+    # "GPU" means the first of "GPU.0", "GPU.1"; a wrong index ("CPU.1") is left to the compiler's own message.
+    if device.partition(".")[0] in {d.partition(".")[0] for d in available}:
+        return
+    try:
+        core().get_property(device, "AVAILABLE_DEVICES")
+        why = ""
+    except RuntimeError as error:  # no such plugin, or it cannot load (a GPU without its OpenCL runtime)
+        why = f" (OpenVINO: {_reason(error)})"
+    raise ModelError(f"device {device}: not available here; available: {', '.join(available) or 'none'}{why}")
 
 
 class InferenceError(RuntimeError):
@@ -74,10 +96,11 @@ class Network:
         hint: str = "THROUGHPUT",
         single_thread: bool = False,
     ) -> None:
+        check_device(device)
         try:
             model = core().read_model(str(xml), str(weights))
         except RuntimeError as error:
-            raise ModelError(f"{xml}: cannot read model ({_first_line(error)})") from None
+            raise ModelError(f"{xml}: cannot read model ({_reason(error)})") from None
         if len(model.inputs) != 1:
             raise ModelError(f"{xml}: expected one input, found {len(model.inputs)}")
         shape = model.inputs[0].get_partial_shape()
@@ -123,7 +146,10 @@ class Network:
                 try:
                     compiled = core().compile_model(model, self.device, self.config)
                 except RuntimeError as error:
-                    raise ModelError(f"{self.name}: cannot compile for device {self.device} ({_first_line(error)})") from None
+                    raise ModelError(
+                        f"{self.name}: cannot compile for device {self.device}: {_reason(error)} "
+                        f"(available devices: {', '.join(available_devices())})"
+                    ) from None
                 self._compiled[batch] = compiled
             return compiled.create_infer_request()
 
@@ -147,7 +173,7 @@ class Network:
             try:
                 request.start_async({0: chunk})
             except RuntimeError as error:
-                raise InferenceError(f"{self.name}: {_first_line(error)}") from None
+                raise InferenceError(f"{self.name}: {_reason(error)}") from None
             parts.append((len(chunk), request))
         return Inference(self, parts)
 
@@ -187,7 +213,7 @@ class Inference:
                 for name in network.output_names:
                     chunks[name].append(request.get_tensor(name).data.copy())
             except RuntimeError as error:
-                failure = failure or f"{network.name}: {_first_line(error)}"
+                failure = failure or f"{network.name}: {_reason(error)}"
                 continue
             network._release(batch, request)
         if failure:
@@ -199,6 +225,12 @@ class Inference:
         return self._outputs
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+# OpenVINO's messages open with one "Exception from <file>:<line>:" per layer the error passed
+# through (or a failed check's location), and the reason comes last.
+_LOCATION = re.compile(r"(?:Exception from|Check '.*?' failed at) \S+:\d+:")
+
+
+def _reason(error: BaseException) -> str:
+    """OpenVINO's reason for `error` on one line, without the source locations around it."""
+    lines = (line.strip() for line in _LOCATION.sub("", str(error)).splitlines())
+    return " ".join(line for line in lines if line) or type(error).__name__

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 from collections import defaultdict
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from typer.testing import CliRunner
+
 from facelens import Analyzer, Box, CropConfig
 from facelens.annotate import blur
+from facelens.attributes import AGE_GENDER_MODEL, EMOTION_MODEL, HEAD_POSE_MODEL
+from facelens.cli import app
 from facelens.crop import crop
-from facelens.detect import DETECTORS
+from facelens.detect import DEFAULT_DETECTOR, DETECTORS
+from facelens.errors import ModelError
+from facelens.runtime import _reason, available_devices, core
 from facelens.sources import read_image
 
-from conftest import DATA
+from conftest import DATA, MODELS_DIR
 
 COMPREFACE = DATA / "compreface-samples"
 
@@ -245,3 +253,123 @@ def test_age_calibration_lifts_older_adults_and_keeps_the_order() -> None:
     after = np.array([a.age for a in calibrated.describe(faces)])
     assert np.all(after >= before - 1e-6)
     assert np.mean(truth - after) < 0.75 * np.mean(truth - before)  # measured: 21.1 -> 12.8 years
+
+
+# --- precision and device ----------------------------------------------------------------------------
+
+
+def _iou(a: Box, b: Box) -> float:
+    inter = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1)) * max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+    return inter / (a.area + b.area - inter)
+
+
+def test_fp16_and_fp32_run_each_network_at_the_nearest_precision_it_has(warnings_log) -> None:
+    """Age-gender and emotion come only as FP16-INT8 and head pose has no FP32: those fall back, say
+    so once each, and the run gives the faces and attributes the default precision gives."""
+    image = read_image(COMPREFACE / "000_5.jpg")
+    reference = Analyzer().analyze(image)
+    assert len(reference) == 5 and min(f.confidence for f in reference) > 0.9  # far from the 0.5 threshold
+    expected = {
+        "FP32": {AGE_GENDER_MODEL: "FP16-INT8", EMOTION_MODEL: "FP16-INT8", HEAD_POSE_MODEL: "FP16"},
+        "FP16": {AGE_GENDER_MODEL: "FP16-INT8", EMOTION_MODEL: "FP16-INT8"},
+    }
+    for precision, fallbacks in expected.items():
+        warnings_log.clear()
+        faces = Analyzer(precision=precision).analyze(image)
+        assert warnings_log.messages == [
+            f"{model} has no {precision}; using {chosen} (it has {', '.join(sorted({chosen, 'FP16-INT8'}))})"
+            for model, chosen in fallbacks.items()
+        ]
+        assert len(faces) == len(reference)
+        for face in faces:
+            twin = max(reference, key=lambda r: _iou(r.box, face.box))
+            assert _iou(twin.box, face.box) > 0.8
+            assert abs(face.age - twin.age) < 8 and face.emotion is not None
+            assert abs(face.pose.yaw - twin.pose.yaw) < 5 and abs(face.pose.pitch - twin.pose.pitch) < 5
+
+
+def test_command_precision_falls_back_per_network_and_refuses_unknown_ones(tmp_path: Path) -> None:
+    runner = CliRunner()
+    photo, out = COMPREFACE / "000_5.jpg", tmp_path / "fp32.jsonl"
+    result = runner.invoke(app, ["analyze", str(photo), "--precision", "FP32", "--jsonl", str(out)])
+    assert result.exit_code == 0, result.output
+    notices = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert notices == [
+        f"warning: {AGE_GENDER_MODEL} has no FP32; using FP16-INT8 (it has FP16-INT8)",
+        f"warning: {EMOTION_MODEL} has no FP32; using FP16-INT8 (it has FP16-INT8)",
+        f"warning: {HEAD_POSE_MODEL} has no FP32; using FP16 (it has FP16, FP16-INT8)",
+    ]
+    frames = [r for line in out.read_text().splitlines() if (r := json.loads(line))["type"] == "frame"]
+    assert len(frames) == 1 and len(frames[0]["faces"]) == 5
+    assert all(face["age"] is not None and face["emotion"] is not None for face in frames[0]["faces"])
+
+    for unknown in ("FP64", "int8"):
+        result = runner.invoke(app, ["analyze", str(photo), "--precision", unknown, "--jsonl", str(tmp_path / "x.jsonl")])
+        assert result.exit_code == 1
+        assert result.stderr.strip() == f"error: precision {unknown!r}: unknown; choose one of FP16-INT8, FP16, FP32"
+
+
+# OpenVINO's messages as they come, recorded on a machine without a GPU runtime and without an NPU compiler.
+_GPU_ERROR = (
+    "Exception from src/inference/src/cpp/core.cpp:117:\n"
+    'Cannot load library "/venv/lib/python3.11/site-packages/openvino/libs/libopenvino_intel_gpu_plugin.so": '
+    "libOpenCL.so.1: cannot open shared object file: No such file or directory\n"
+)
+_NPU_ERROR = (
+    "Exception from src/inference/src/cpp/core.cpp:117:\n"
+    "Exception from src/inference/src/dev/plugin.cpp:54:\n"
+    "Exception from src/plugins/intel_npu/src/compiler_adapter/src/plugin_compiler_adapter.cpp:54:\n"
+    "VCL compiler loading failed, aborting. Error: Exception from src/plugins/intel_npu/src/utils/src/vcl/vcl_api.cpp:22:\n"
+    'Cannot load library "libopenvino_intel_npu_compiler_loader.so": cannot open shared object file\n\n\n\n'
+)
+
+
+def test_openvino_reasons_come_without_their_source_locations() -> None:
+    assert _reason(RuntimeError(_GPU_ERROR)) == (
+        'Cannot load library "/venv/lib/python3.11/site-packages/openvino/libs/libopenvino_intel_gpu_plugin.so": '
+        "libOpenCL.so.1: cannot open shared object file: No such file or directory"
+    )
+    assert _reason(RuntimeError(_NPU_ERROR)) == (
+        'VCL compiler loading failed, aborting. Error: Cannot load library "libopenvino_intel_npu_compiler_loader.so": '
+        "cannot open shared object file"
+    )
+    cpu_check = "Exception from src/inference/src/cpp/core.cpp:117:\nCheck 'device_id.empty()' failed at src/plugins/intel_cpu/src/config.cpp:247:\nCPU plugin supports only '' as device id\n"
+    assert _reason(RuntimeError(cpu_check)) == "CPU plugin supports only '' as device id"
+    assert _reason(RuntimeError("")) == "RuntimeError"
+    # And on a failure OpenVINO raises here and now: a device made of one that does not exist.
+    model = core().read_model(str(next(MODELS_DIR.glob(f"intel/{DEFAULT_DETECTOR}/FP16-INT8/*.xml"))))
+    with pytest.raises(RuntimeError) as e:
+        core().compile_model(model, "HETERO:NO_SUCH_DEVICE")
+    assert str(e.value).startswith("Exception from ")  # the first line: all a user was shown
+    assert "NO_SUCH_DEVICE" in _reason(e.value) and "Exception from" not in _reason(e.value)
+
+
+def test_a_device_this_machine_lacks_is_named_with_the_ones_it_has(tmp_path: Path) -> None:
+    available = ", ".join(available_devices())
+    assert "CPU" in available
+    with pytest.raises(ModelError) as e:
+        Analyzer(device="NO_SUCH_DEVICE")
+    assert str(e.value) == (
+        f"device NO_SUCH_DEVICE: not available here; available: {available} "
+        '(OpenVINO: Device with "NO_SUCH_DEVICE" name is not registered in the OpenVINO Runtime)'
+    )
+    runner = CliRunner()
+    photo = str(COMPREFACE / "000_5.jpg")
+    result = runner.invoke(app, ["analyze", photo, "--device", "NO_SUCH_DEVICE", "--jsonl", str(tmp_path / "a.jsonl")])
+    assert result.exit_code == 1 and result.stderr.strip() == f"error: {e.value}"
+    # A device OpenVINO knows but cannot compile for: its own reason, not where it was raised.
+    result = runner.invoke(app, ["analyze", photo, "--device", "HETERO:NO_SUCH_DEVICE", "--jsonl", str(tmp_path / "b.jsonl")])
+    assert result.exit_code == 1
+    message = result.stderr.strip()
+    assert message.startswith(f"error: {DEFAULT_DETECTOR}: cannot compile for device HETERO:NO_SUCH_DEVICE: ")
+    assert message.endswith(f"(available devices: {available})") and "NO_SUCH_DEVICE name" in message.replace('"', "")
+    assert "Exception from" not in message and "\n" not in message
+
+
+@pytest.mark.skipif(any(d.startswith("GPU") for d in available_devices()), reason="this machine has a GPU")
+def test_gpu_on_a_machine_without_one(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["analyze", str(COMPREFACE / "000_5.jpg"), "--device", "GPU", "--jsonl", str(tmp_path / "a.jsonl")])
+    assert result.exit_code == 1
+    message = result.stderr.strip()
+    assert message.startswith(f"error: device GPU: not available here; available: {', '.join(available_devices())}")
+    assert "Exception from" not in message and "\n" not in message
