@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import _thread
 import signal
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from typing import Annotated, Optional
 from urllib.parse import urlsplit
 
 import cv2
+import numpy as np
 import typer
 from rich.console import Console
 from rich.filesize import decimal
@@ -31,6 +33,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from . import models as model_catalog
 from .analyzer import Analyzer
@@ -43,10 +46,12 @@ from .db import export as db_export
 from .detect import DEFAULT_DETECTOR, DETECTORS
 from .engine import Engine
 from .errors import FacelensError, SourceError
+from .files import refuse_overwriting_inputs
 from .models import ModelStore
 from .people import PeopleConfig
 from .sinks import IMAGE_SUFFIXES, DatabaseSink, ImageSink, JsonlSink, Sink, VideoSink, WindowSink
 from .sources import Reconnect, Source, open_source
+from .types import FrameResult
 
 app = typer.Typer(
     help="Find every face and tell its age, gender and emotion: images, folders, videos, cameras, streams.",
@@ -57,9 +62,10 @@ app = typer.Typer(
 models_app = typer.Typer(help="List, download and verify the model files.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
-err = Console(stderr=True)
+# No markup: messages carry user text (file names, URLs) that must print as it is.
+err = Console(stderr=True, markup=False)
 # Tables stay readable when piped to a file or a log (rich would wrap them at 80 columns).
-out = Console(width=None if sys.stdout.isatty() else 160)
+out = Console(width=None if sys.stdout.isatty() else 160, markup=False)
 log = logging.getLogger("facelens")
 
 ModelsDir = Annotated[
@@ -95,7 +101,7 @@ def _setup() -> None:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -140,20 +146,21 @@ def analyze(
             raise _fail(f"{option} {value}: with several sources the path needs {{name}} or {{index}}, e.g. out/{{name}}.mp4", 2)
     try:
         with ExitStack() as stack:
-            opened = _open_all(sources, Reconnect(retry_for=retry_for), stack)
-            for option, value in (("--output", output), ("--jsonl", jsonl)):
-                paths = [_expand(value, i, source) for i, source in enumerate(opened)] if value not in (None, "-") else []
-                if len(set(paths)) < len(paths):
-                    raise FacelensError(f"{option} {value}: two sources would write the same file; add {{index}} to the path")
-            sinks = [_sinks(i, source, output, jsonl, show, stack) for i, source in enumerate(opened)]
+            opened, unopened = _open_all(sources, Reconnect(retry_for=retry_for), stack)
+            plans = [_plan(i, source, output, jsonl, show) for i, source in enumerate(opened)]
+            for option, paths in (("--output", [p.picture for p in plans]), ("--jsonl", [p.jsonl for p in plans])):
+                written = [path for path in paths if path not in (None, "-")]
+                if len(set(written)) < len(written):
+                    raise FacelensError(f"{option} {output if option == '--output' else jsonl}: two sources would write the same file; add {{index}} to the path")
+            refuse_overwriting_inputs(
+                [path for source in opened for path in source.files],
+                [(option, target) for plan, source in zip(plans, opened) for option, target in plan.targets(source)]
+                + ([("--db", str(db))] if db is not None else []),
+            )
+            # Every source, the database and every model open before any output is created or
+            # truncated: a run that cannot start leaves earlier outputs as they were.
+            database = stack.enter_context(Database(db)) if db is not None else None
             people = PeopleConfig(every_frame=every_frame, thumbnails=thumbnails, blur_thumbnails=blur) if track else None
-            if db is not None:
-                database = Database(db)
-                options = {"detector": detector, "confidence": confidence, "every_frame": every_frame, "thumbnails": thumbnails, "blur": blur}
-                shared = DatabaseSink(database, database.start_run([s.name for s in opened], options))
-                stack.callback(shared.close)
-                for group in sinks:
-                    group.insert(0, shared)  # before the JSON Lines: what a file shows, the database has
             analyzer = Analyzer(
                 detector,
                 device=device,
@@ -168,24 +175,99 @@ def analyze(
                 store=ModelStore(models_dir),
                 progress=True,
             )
-            _run(analyzer.pipeline(people=people), opened, sinks, blur, live)
+            sinks = [plan.open(stack) for plan in plans]
+            if database is not None:
+                stills = [source.name for source in opened if source.kind in ("image", "images")]
+                if stills:
+                    log.warning("--db: %s %s still images: their faces are not people and go only to --jsonl", ", ".join(stills), "is" if len(stills) == 1 else "are")
+                options = {"detector": detector, "confidence": confidence, "every_frame": every_frame, "thumbnails": thumbnails, "blur": blur}
+                shared = DatabaseSink(database, database.start_run([s.name for s in opened], options))
+                stack.callback(shared.close)
+                for group in sinks:
+                    group.insert(0, shared)  # before the JSON Lines: what a file shows, the database has
+            failed = _run(analyzer.pipeline(people=people), opened, sinks, blur, live)
     except FacelensError as error:
         raise _fail(str(error)) from None
+    except KeyboardInterrupt:  # while opening, before any output was written
+        err.print("interrupted; nothing was written", highlight=False)
+        raise typer.Exit(130) from None
+    failed = unopened + failed
+    if failed:
+        everything = len(failed) == len(sources)
+        what = "the source" if len(sources) == 1 else ("every source" if everything else f"{len(failed)} of {len(sources)} sources")
+        raise _fail(f"{what} failed: " + "; ".join(failed), EXIT_FAILED if everything else EXIT_SOME_FAILED)
 
 
-def _open_all(specs: list[str], reconnect: Reconnect, stack: ExitStack) -> list[Source]:
-    """Open every source; with several, one that cannot be opened is a warning and is left out."""
-    opened = []
-    for spec in specs:
+EXIT_FAILED = 1
+"""The run failed: bad input, setup, an output that cannot be written, or every source failed."""
+EXIT_SOME_FAILED = 3
+"""Some sources failed (could not be opened, or were given up) while the others ran to their end."""
+
+
+class _Plan:
+    """The outputs of one source, decided (and checked) before anything is opened."""
+
+    def __init__(self, source: Source, picture: Path | None, jsonl: str | None, show: bool) -> None:
+        self.source = source
+        self.picture = picture
+        self.jsonl = jsonl
+        self.show = show
+
+    def targets(self, source: Source) -> list[tuple[str, str]]:
+        """(option, file) for every file this plan would write."""
+        files = [("--jsonl", self.jsonl)] if self.jsonl not in (None, "-") else []
+        if self.picture is not None:
+            if source.kind == "images":
+                sink = ImageSink(self.picture, root=_root_of(source.name))
+                files += [("--output", str(sink.target(path))) for path in source.files]
+            else:
+                files.append(("--output", str(self.picture)))
+        return files
+
+    def open(self, stack: ExitStack) -> list[Sink]:
+        sinks: list[Sink] = []
+        if self.picture is not None:
+            if self.source.kind == "image":
+                sinks.append(ImageSink(self.picture))
+            elif self.source.kind == "images":
+                sinks.append(ImageSink(self.picture, root=_root_of(self.source.name)))
+            else:
+                sinks.append(VideoSink(self.picture, self.source.fps))
+            stack.callback(sinks[-1].close)
+        if self.jsonl is not None:
+            sinks.append(JsonlSink(self.jsonl))
+            stack.callback(sinks[-1].close)
+        if self.show:
+            sinks.append(WindowSink(f"facelens: {self.source.name}"))
+            stack.callback(sinks[-1].close)
+        return sinks
+
+
+def _open_all(specs: list[str], reconnect: Reconnect, stack: ExitStack) -> tuple[list[Source], list[str]]:
+    """Every source that opens, and why each other did not. All open at once, so that a camera still
+    booting does not hold the others up. With a single source, one that cannot be opened is an error."""
+    results: list[Source | SourceError | None] = [None] * len(specs)
+
+    def opening(i: int) -> None:
         try:
-            opened.append(stack.enter_context(open_source(spec, reconnect=reconnect)))
+            results[i] = open_source(specs[i], reconnect=reconnect)
         except SourceError as error:
-            if len(specs) == 1:
-                raise
-            log.warning("%s, skipped", error)
+            results[i] = error
+
+    threads = [threading.Thread(target=opening, args=(i,), daemon=True) for i in range(len(specs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    opened = [stack.enter_context(r) for r in results if isinstance(r, Source)]
+    failed = [str(r) for r in results if isinstance(r, SourceError)]
+    if len(specs) == 1 and failed:
+        raise FacelensError(failed[0])
+    for reason in failed:
+        log.warning("%s, skipped", reason)
     if not opened:
         raise FacelensError("none of the sources could be opened")
-    return opened
+    return opened, failed
 
 
 def _expand(template: str, index: int, source: Source) -> str:
@@ -201,25 +283,23 @@ def _expand(template: str, index: int, source: Source) -> str:
     return template.replace("{name}", name).replace("{index}", str(index))
 
 
-def _sinks(index: int, source: Source, output: str | None, jsonl: str | None, show: bool, stack: ExitStack) -> list[Sink]:
-    sinks: list[Sink] = []
+def _plan(index: int, source: Source, output: str | None, jsonl: str | None, show: bool) -> _Plan:
+    picture = None
     if output is not None:
-        path = Path(_expand(output, index, source))
+        picture = Path(_expand(output, index, source))
         if source.kind == "image":
-            sinks.append(ImageSink(path))
+            ImageSink.check(picture)
         elif source.kind == "images":
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                raise FacelensError(f"--output {path}: {source.name} has many images, so the output must be a folder")
-            sinks.append(ImageSink(path, root=_root_of(source.name)))
+            if picture.suffix.lower() in IMAGE_SUFFIXES:
+                raise FacelensError(f"--output {picture}: {source.name} has many images, so the output must be a folder")
         else:
-            sinks.append(VideoSink(path, source.fps))
+            VideoSink.check(picture)
+    lines = None
     if jsonl is not None or (output is None and not show):
-        sinks.append(JsonlSink(_expand(jsonl, index, source) if jsonl and jsonl != "-" else "-"))
+        lines = _expand(jsonl, index, source) if jsonl and jsonl != "-" else "-"
     if show:
-        sinks.append(WindowSink(f"facelens: {source.name}"))
-    for sink in sinks:
-        stack.callback(sink.close)
-    return sinks
+        WindowSink.check()
+    return _Plan(source, picture, lines, show)
 
 
 def _root_of(spec: str) -> str:
@@ -234,68 +314,129 @@ def _root_of(spec: str) -> str:
     return str(Path(*fixed)) if fixed else "."
 
 
-def _run(engine: Engine, sources: list[Source], sinks: list[list[Sink]], blur: bool, live: bool | None) -> None:
+def _run(engine: Engine, sources: list[Source], sinks: list[list[Sink]], blur: bool, live: bool | None) -> list[str]:
+    """Run the engine into the sinks; returns why each source that failed failed.
+
+    A stop signal (Ctrl-C, SIGTERM, SIGHUP) ends the run after the result being written, records
+    the exits of the people in view and exits with 128 + the signal's number. An output that cannot
+    be written ends the run the same way (the other outputs get the exits) and is reported as an error.
+    """
     wants_picture = [any(sink.needs_picture for sink in group) for group in sinks]
     started = time.perf_counter()
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[fps]}")]
+    columns = [TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[fps]}", markup=False)]
     to_stdout = any(isinstance(sink, JsonlSink) and sink.path == "-" for group in sinks for sink in group)
     progress = Progress(*columns, console=err, disable=to_stdout and not err.is_terminal)
     frames = 0
-    with _first_interrupt_stops() as stopping, ExitStack() as cleanup:
+    broken: set[int] = set()  # ids of sinks that failed to write
+    failure: FacelensError | None = None
+
+    def deliver(result: FrameResult, picture: np.ndarray | None) -> None:
+        nonlocal failure
+        for sink in sinks[result.stream]:
+            if id(sink) in broken:
+                continue
+            try:
+                sink.write(result, picture)
+            except (FacelensError, OSError) as error:
+                broken.add(id(sink))
+                failure = failure or (error if isinstance(error, FacelensError) else FacelensError(f"{sink.path}: cannot write ({error.strerror or error})"))
+
+    with _stop_signals() as stop, ExitStack() as cleanup:
         try:
             with progress:
                 tasks = [progress.add_task(Path(s.name).name or s.name, total=s.length, fps="") for s in sources]
                 results = cleanup.enter_context(closing(engine.run(sources, live)))
                 for result in results:
                     group = sinks[result.stream]
+                    picture = None
+                    if not result.end and wants_picture[result.stream]:
+                        picture = annotate(result.frame.image, result.faces, blur_faces=blur)
+                    deliver(result, picture)
+                    if failure is not None:
+                        break
                     if result.end:
-                        for sink in group:
-                            sink.write(result, None)
                         continue
-                    picture = annotate(result.frame.image, result.faces, blur_faces=blur) if wants_picture[result.stream] else None
-                    for sink in group:
-                        sink.write(result, picture)
                     frames += 1
                     stats = engine.sources[result.stream]
                     progress.update(tasks[result.stream], advance=1, fps=f"{stats.fps:.1f} fps" + (f", {stats.dropped} dropped" if stats.dropped else ""))
-                    if stopping.is_set() or any(getattr(sink, "closed_by_user", False) for sink in group):
+                    if stop.requested or any(getattr(sink, "closed_by_user", False) for sink in group):
                         break
-        except KeyboardInterrupt:  # a second Ctrl-C, or one that came while no result was on its way
-            stopping.set()
+        except KeyboardInterrupt:  # a second stop signal, or no result came for a while after the first
+            stop.request(signal.SIGINT)
         finally:
+            stop.settled()
             _summary(engine, sources, time.perf_counter() - started)
-        if stopping.is_set():
+        if stop.requested or failure is not None:
             cleanup.close()  # the engine stops its readers first
             # The people still in view leave now, so their records are written too.
             for result in engine.drain():
-                for sink in sinks[result.stream]:
-                    sink.write(result, None)
-            err.print(f"interrupted after {frames} frames; what was written so far is kept")
-            raise typer.Exit(130)
+                deliver(result, None)
+        if failure is not None:
+            raise failure
+        if stop.requested:
+            err.print(f"{stop.name}: stopped after {frames} frames; what was written so far is kept", highlight=False)
+            raise typer.Exit(128 + stop.signum)
     if frames == 0:
         raise FacelensError(f"{sources[0].name if len(sources) == 1 else 'the sources'}: no frame could be read")
+    return [stats.error for stats in engine.sources if stats.error]
+
+
+class _Stop:
+    """A stop asked for by a signal: the run ends between two results, each written whole."""
+
+    PATIENCE = 5.0
+    """Seconds to wait for the next result after a stop request before stopping at once."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._timer: threading.Timer | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signum != 0
+
+    @property
+    def name(self) -> str:
+        return "interrupted" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
+
+    def request(self, signum: int) -> None:
+        if not self.requested:
+            self.signum = signum
+        if self._timer is None:
+            # A source that sends nothing (a stream reconnecting) must not keep the run alive.
+            self._timer = threading.Timer(self.PATIENCE, _thread.interrupt_main)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def settled(self) -> None:
+        """The run loop is done: what follows (recording the exits) is not to be cut short."""
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 @contextmanager
-def _first_interrupt_stops() -> Iterator[threading.Event]:
-    """Ctrl-C sets the event, so the run stops between two results, each written whole (no event of
-    a person half recorded); a second Ctrl-C interrupts at once."""
-    stopping = threading.Event()
+def _stop_signals() -> Iterator[_Stop]:
+    """SIGINT (Ctrl-C), SIGTERM (systemd, docker, kill) and SIGHUP ask the run to stop after the
+    result being written; a second one stops at once."""
+    stop = _Stop()
     if threading.current_thread() is not threading.main_thread():
-        yield stopping
+        yield stop
         return
 
-    def interrupt(signum: int, frame: object) -> None:
-        if stopping.is_set():
+    def handle(signum: int, frame: object) -> None:
+        if stop.requested:
             raise KeyboardInterrupt
-        stopping.set()
-        err.print("stopping after this frame (Ctrl-C again to stop at once)", highlight=False)
+        stop.request(signum)
+        again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
+        err.print(f"{stop.name}: stopping after this frame ({again} again to stop at once)", highlight=False)
 
-    previous = signal.signal(signal.SIGINT, interrupt)
+    wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {signum: signal.signal(signum, handle) for signum in wanted}
     try:
-        yield stopping
+        yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _summary(engine: Engine, sources: list[Source], elapsed: float) -> None:
@@ -306,8 +447,9 @@ def _summary(engine: Engine, sources: list[Source], elapsed: float) -> None:
             err.print(f"{stats.frames} frames, {stats.faces} faces in {elapsed:.1f} s ({stats.frames / elapsed:.1f} fps{extra})", highlight=False)
     elif engine.sources:
         table = Table("source", "frames", "faces", "dropped", "failed", "fps", "ended", box=None)
+        table.columns[0].overflow = "fold"  # a name is never cut short
         for stats in engine.sources:
-            table.add_row(stats.name, str(stats.frames), str(stats.faces), str(stats.dropped), str(stats.errors), f"{stats.fps:.1f}", stats.error or "ok")
+            table.add_row(stats.name, str(stats.frames), str(stats.faces), str(stats.dropped), str(stats.errors), f"{stats.fps:.1f}", "failed" if stats.error else "ok")
         err.print(table)
     for source in sources:
         if source.skipped:
@@ -317,9 +459,6 @@ def _summary(engine: Engine, sources: list[Source], elapsed: float) -> None:
         if source.gaps:
             lost = sum(seconds for _, seconds, _ in source.gaps)
             err.print(f"{source.name}: {len(source.gaps)} gaps, {lost:.1f} s without frames in all", highlight=False, soft_wrap=True)
-    for stats in engine.sources:
-        if stats.error:
-            err.print(f"[yellow]{stats.error}[/]", highlight=False, soft_wrap=True)
     people = engine.people_stats()
     if engine.people is not None and people.faces:
         err.print(
@@ -445,16 +584,21 @@ def report(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.html and charts/*.png.")] = Path("facelens-report"),
     k: Annotated[int, typer.Option("--k", min=1, help="k-anonymity: hide every figure about fewer than K people (1: show all).")] = 1,
     title: Annotated[Optional[str], typer.Option(help="Page title.", show_default=False)] = None,
+    run: Annotated[Optional[int], typer.Option("--run", min=1, help="Only this run of a database.", show_default=False)] = None,
+    only: Annotated[Optional[str], typer.Option("--source", help="Only the source of this name, or else those whose name contains it.", show_default=False)] = None,
+    since: Annotated[Optional[str], typer.Option(help="Only from this ISO date-time on (local time unless it has an offset): cameras and streams by first sighting, video files by when their analysis started.", show_default=False)] = None,
+    until: Annotated[Optional[str], typer.Option(help="Only before this ISO date-time (a date alone: to the end of that day).", show_default=False)] = None,
 ) -> None:
-    """Write one self-contained HTML page with charts (and PNG files) about the people of a run."""
-    from .report import build_report
+    """Write one self-contained HTML page with charts (and PNG files) about the people and still-image faces of runs."""
+    from .report import ReportOptionError, build_report
 
     try:
-        made = build_report(source, out_dir, k=k, title=title)
+        made = build_report(source, out_dir, k=k, title=title, run=run, source=only, since=since, until=until)
+    except ReportOptionError as error:
+        raise _fail(str(error), 2) from None
     except FacelensError as error:
         raise _fail(str(error)) from None
-    hidden = f", {made.suppressed} figures hidden (k={k})" if made.suppressed else ""
-    err.print(f"{made.html} ({made.people} people, {len(made.charts)} charts{hidden})", highlight=False, soft_wrap=True)
+    err.print(f"{made.html} ({made.summary})", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -477,7 +621,7 @@ def models_list(models_dir: ModelsDir = None) -> None:
     """Every supported model file and where it is found."""
     table = Table("model", "precision", "file", "size", "found at")
     for file, path in ModelStore(models_dir).status():
-        table.add_row(file.model, file.precision, file.name, decimal(file.size), str(path) if path else "[dim]not here[/]")
+        table.add_row(file.model, file.precision, file.name, decimal(file.size), str(path) if path else Text("not here", style="dim"))
     out.print(table)
 
 
@@ -509,7 +653,8 @@ def models_verify(models_dir: ModelsDir = None) -> None:
     results = ModelStore(models_dir).verify()
     bad = [r for r in results if not r.ok]
     for r in results:
-        err.print(f"{'ok ' if r.ok else '[bold red]BAD[/]'} {r.path}" + ("" if r.ok else f" (expected sha384 {r.file.sha384}, got {r.actual_sha384})"), highlight=False, soft_wrap=True)
+        mark = Text("ok ") if r.ok else Text("BAD", style="bold red")
+        err.print(mark, f"{r.path}" + ("" if r.ok else f" (expected sha384 {r.file.sha384}, got {r.actual_sha384})"), highlight=False, soft_wrap=True)
     err.print(f"{len(results) - len(bad)} ok, {len(bad)} bad")
     if not results:
         err.print("no model files found; `facelens models fetch` downloads them")

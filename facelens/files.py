@@ -9,6 +9,30 @@ from typing import Any
 
 from .errors import FacelensError
 
+OUTPUT_MARKER = ".facelens-output"
+"""Left in every folder facelens writes annotated images into: when that folder lies inside an input
+folder, a later run does not take facelens' own pictures for input."""
+
+
+def refuse_overwriting_inputs(inputs: Sequence[str], outputs: Sequence[tuple[str, str]]) -> None:
+    """Raise if any output file (option, path) is one of the input files: the same path, a hard link
+    or a symbolic link to it. Called before anything is opened, so the refusal costs nothing."""
+    taken: dict[tuple[int, int], str] = {}
+    for path in inputs:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        taken.setdefault((stat.st_dev, stat.st_ino), path)
+    for option, path in outputs:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue  # not there yet, so it cannot be an input
+        if (found := taken.get((stat.st_dev, stat.st_ino))) is not None:
+            same = "is" if os.path.abspath(found) == os.path.abspath(path) else "would overwrite"
+            raise FacelensError(f"{option} {path}: {same} the input {found}; write the output elsewhere")
+
 
 def write_atomically(target: Path, write: Callable[..., None], *args: Any) -> None:
     """`write(tmp, *args)` next to `target`, then rename: a reader never sees half a file."""

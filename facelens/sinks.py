@@ -8,7 +8,9 @@ needs pictures), and is closed once at the end. Image sinks ignore a source's en
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import IO, Protocol
@@ -18,7 +20,7 @@ import numpy as np
 
 from .db import Database, event_to_dict, person_to_dict
 from .errors import FacelensError
-from .files import make_parent, write_atomically
+from .files import OUTPUT_MARKER, make_parent, write_atomically
 from .types import FrameResult
 
 __all__ = ["DatabaseSink", "ImageSink", "JsonlSink", "Sink", "VideoSink", "WindowSink", "has_gui", "write_atomically"]
@@ -29,6 +31,8 @@ _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv
 
 class Sink(Protocol):
     needs_picture: bool
+    path: str | os.PathLike[str]
+    """What the sink writes to, to name it in messages."""
 
     def write(self, result: FrameResult, picture: np.ndarray | None) -> None: ...
 
@@ -36,23 +40,25 @@ class Sink(Protocol):
 
 
 class JsonlSink:
-    """JSON Lines, flushed line by line; "-" is stdout.
+    """JSON Lines, written line by line as results come; "-" is stdout.
 
     Each line has a "type": "frame" (one per frame, see `FrameResult.to_dict`), and while tracking
     "event" (a person entered or left) and "person" (a person's record; a later one of the same
     source and track_id replaces an earlier one), see `facelens.db.event_to_dict` and `person_to_dict`.
+    A write that fails (a full disk) is cut back, so the file always ends with a whole line.
     """
 
     needs_picture = False
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
-        if self.path == "-":
-            self._file: IO[str] = sys.stdout
-        else:
+        self._size = 0  # bytes of whole lines written
+        self._file: IO[bytes] | None = None
+        if self.path != "-":
             make_parent(Path(self.path))
             try:
-                self._file = open(self.path, "w", encoding="utf-8")
+                # Unbuffered: each result goes to the file in one write, nothing waits in a buffer.
+                self._file = open(self.path, "wb", buffering=0)
             except OSError as error:
                 raise FacelensError(f"{self.path}: cannot write ({error.strerror})") from None
 
@@ -60,11 +66,29 @@ class JsonlSink:
         records = [] if result.end else [result.to_dict()]
         records += [event_to_dict(event) for event in result.events]
         records += [person_to_dict(person) for person in result.people]
-        self._file.write("".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records))
-        self._file.flush()
+        text = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
+        if self._file is None:
+            try:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            except OSError as error:
+                raise FacelensError(f"standard output: cannot write ({error.strerror or error})") from None
+            return
+        encoded = text.encode("utf-8")
+        data = memoryview(encoded)
+        try:
+            while data:
+                data = data[self._file.write(data) :]
+        except OSError as error:
+            try:
+                os.ftruncate(self._file.fileno(), self._size)  # drop the part of a line that made it
+            except OSError:
+                pass  # not a regular file (a pipe, /dev/full): nothing to cut back
+            raise FacelensError(f"{self.path}: cannot write ({error.strerror or error})") from None
+        self._size += len(encoded)
 
     def close(self) -> None:
-        if self._file is not sys.stdout:
+        if self._file is not None:
             self._file.close()
 
 
@@ -75,14 +99,18 @@ class VideoSink:
 
     def __init__(self, path: str | os.PathLike[str], fps: float | None) -> None:
         self.path = Path(path)
-        suffix = self.path.suffix.lower()
-        if suffix not in _FOURCC:
-            raise FacelensError(f"{self.path}: video output must end in one of {', '.join(_FOURCC)}")
-        self.fourcc = _FOURCC[suffix]
+        self.check(self.path)
+        self.fourcc = _FOURCC[self.path.suffix.lower()]
         self.fps = fps if fps and 0 < fps < 1000 else 25.0
         self.size: tuple[int, int] | None = None
         self._writer: cv2.VideoWriter | None = None
         make_parent(self.path)
+
+    @staticmethod
+    def check(path: Path) -> None:
+        """Raise if `path` is no video file name facelens can write."""
+        if path.suffix.lower() not in _FOURCC:
+            raise FacelensError(f"{path}: video output must end in one of {', '.join(_FOURCC)}")
 
     def write(self, result: FrameResult, picture: np.ndarray | None) -> None:
         if result.end:
@@ -115,8 +143,15 @@ class ImageSink:
     def __init__(self, path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path)
         self.root = None if root is None else Path(root)
-        if self.root is None and self.path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise FacelensError(f"{self.path}: image output must end in one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+        if self.root is None:
+            self.check(self.path)
+        self._marked = False
+
+    @staticmethod
+    def check(path: Path) -> None:
+        """Raise if `path` is no image file name facelens can write."""
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise FacelensError(f"{path}: image output must end in one of {', '.join(sorted(IMAGE_SUFFIXES))}")
 
     def target(self, source: str) -> Path:
         if self.root is None:
@@ -133,6 +168,10 @@ class ImageSink:
         assert picture is not None
         target = self.target(result.source)
         make_parent(target)
+        if self.root is not None and not self._marked:
+            marker = self.path / OUTPUT_MARKER
+            write_atomically(marker, Path.write_text, "Annotated pictures written by facelens; input folders skip this folder.\n")
+            self._marked = True
         suffix = target.suffix.lower() if target.suffix.lower() in IMAGE_SUFFIXES else ".png"
         ok, encoded = cv2.imencode(suffix, picture)
         if not ok:
@@ -155,15 +194,26 @@ class DatabaseSink:
         self.database = database
         self.run_id = run_id
 
+    @property
+    def path(self) -> Path:
+        return self.database.path
+
     def write(self, result: FrameResult, picture: np.ndarray | None) -> None:
-        for event in result.events:
-            self.database.add_event(self.run_id, event)
-        for person in result.people:
-            self.database.save_person(self.run_id, person)
+        try:
+            for event in result.events:
+                self.database.add_event(self.run_id, event)
+            for person in result.people:
+                self.database.save_person(self.run_id, person)
+        except sqlite3.Error as error:  # e.g. "database or disk is full"
+            raise FacelensError(f"{self.path}: cannot write ({error})") from None
 
     def close(self) -> None:
-        self.database.end_run(self.run_id)
-        self.database.close()
+        try:
+            self.database.end_run(self.run_id)
+        except sqlite3.Error as error:
+            logging.getLogger("facelens").warning("%s: cannot mark the run ended (%s)", self.path, error)
+        finally:
+            self.database.close()
 
 
 class WindowSink:
@@ -173,12 +223,18 @@ class WindowSink:
 
     def __init__(self, title: str = "facelens") -> None:
         self.title = title
+        self.path = f"window {title}"
+        self.check()
+        self.closed_by_user = False
+
+    @staticmethod
+    def check() -> None:
+        """Raise if this OpenCV cannot open windows."""
         if not has_gui():
             raise FacelensError(
                 "--show needs OpenCV with a GUI, and the installed one is headless: "
                 "`pip install opencv-python` (replacing opencv-python-headless) to get a window, or write --output instead"
             )
-        self.closed_by_user = False
 
     def write(self, result: FrameResult, picture: np.ndarray | None) -> None:
         if result.end:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import glob
+import itertools
 import logging
 import math
 import os
@@ -26,6 +27,7 @@ import cv2
 import numpy as np
 
 from .errors import SourceError
+from .files import OUTPUT_MARKER
 from .types import Frame
 
 logger = logging.getLogger("facelens")
@@ -101,6 +103,11 @@ class Source(abc.ABC):
 
     @abc.abstractmethod
     def _frames(self) -> Iterator[Frame]: ...
+
+    @property
+    def files(self) -> list[str]:
+        """The input files this source reads (none for cameras and streams)."""
+        return []
 
     def close(self) -> None:
         """Release the file, device or connection; safe to call more than once."""
@@ -280,6 +287,10 @@ class ImageSource(Source):
         super().__init__(path, "image", length=1)
         self._image: np.ndarray | None = read_image(path)
 
+    @property
+    def files(self) -> list[str]:
+        return [self.name]
+
     def _frames(self) -> Iterator[Frame]:
         image, self._image = self._image, None
         if image is not None:
@@ -297,6 +308,10 @@ class ImageBatchSource(Source):
         self.paths = list(paths)
         for path, reason in skipped or ():
             self._skip(path, reason)
+
+    @property
+    def files(self) -> list[str]:
+        return self.paths + [path for path, _ in self.skipped]
 
     def _skip(self, path: str, reason: str) -> None:
         logger.warning("%s: %s, skipped", path, reason)
@@ -342,6 +357,9 @@ def _walk(folder: str) -> tuple[list[str], list[tuple[str, str]]]:
             continue
         seen.add((stat.st_dev, stat.st_ino))
         # Sorted, so that of two links to one folder the same one is always walked.
+        if current != folder and os.path.exists(os.path.join(current, OUTPUT_MARKER)):
+            subfolders.clear()  # facelens' own annotated pictures of an earlier run
+            continue
         subfolders[:] = sorted((name for name in subfolders if not name.startswith(".")), key=_natural_key)
         for name in files:
             if name.startswith("."):
@@ -355,12 +373,23 @@ def _walk(folder: str) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 def _open_glob(pattern: str) -> ImageBatchSource:
-    files = [path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path)]
+    files = [path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path) and not _in_output_folder(path, pattern)]
     images = [path for path in files if is_image_name(path)]
     if not images:
         raise SourceError(f"{pattern}: no images match")
     others = [(path, "not an image file") for path in _natural_sorted(files) if not is_image_name(path)]
     return ImageBatchSource(pattern, _natural_sorted(images), others)
+
+
+def _in_output_folder(path: str, pattern: str) -> bool:
+    """Whether `path` lies in a folder of facelens' annotated pictures below the fixed start of `pattern`."""
+    fixed = Path(*[part for part in itertools.takewhile(lambda part: not glob.has_magic(part), Path(pattern).parts)] or ["."])
+    folder = Path(path).parent
+    while folder != fixed and folder != folder.parent and folder.parts:
+        if (folder / OUTPUT_MARKER).exists():
+            return True
+        folder = folder.parent
+    return False
 
 
 def _natural_key(path: str) -> tuple[tuple[str | int, ...], ...]:
@@ -470,6 +499,10 @@ class _CaptureSource(Source):
 
 class VideoSource(_CaptureSource):
     """A video file (or animated GIF), decoded by FFmpeg; timestamps are the frames' own positions."""
+
+    @property
+    def files(self) -> list[str]:
+        return [self.name]
 
     def __init__(self, path: str) -> None:
         super().__init__(path, "video")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -15,7 +19,7 @@ from typer.testing import CliRunner, Result
 
 from facelens.cli import app
 
-from conftest import DATA, VIDEOS
+from conftest import DATA, MODELS_DIR, VIDEOS
 
 PHOTOS = DATA / "compreface-samples"
 runner = CliRunner()
@@ -126,7 +130,7 @@ def test_glob_source(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     records = lines(tmp_path / "g.jsonl")
     assert [Path(r["source"]).name for r in records] == ["010_2.jpg", "011_3.jpg", "012_4.jpg"]
-    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["010_2.jpg", "011_3.jpg", "012_4.jpg"]
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [".facelens-output", "010_2.jpg", "011_3.jpg", "012_4.jpg"]
 
 
 def test_grayscale_and_four_channel_images(tmp_path: Path) -> None:
@@ -212,8 +216,10 @@ def test_several_sources_write_their_own_outputs(tmp_path: Path) -> None:
         "analyze", VIDEOS / "speaker-360p.mp4", VIDEOS / "face-demographics-walking.gif", tmp_path / "missing.mp4",
         "--jsonl", tmp_path / "out" / "{name}.jsonl", "--output", tmp_path / "out" / "{index}-{name}.mp4",
     )
-    assert result.exit_code == 0, result.output
+    # The two that opened ran to their end; the run still says that one source failed (exit 3).
+    assert result.exit_code == 3, result.output
     assert "missing.mp4" in result.stderr and "skipped" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: 1 of 3 sources failed: ")
     speaker, walking = lines(tmp_path / "out" / "speaker-360p.jsonl"), lines(tmp_path / "out" / "face-demographics-walking.jsonl")
     assert [r["frame"] for r in speaker] == list(range(275))
     assert [r["frame"] for r in walking] == list(range(35))
@@ -275,3 +281,202 @@ def test_output_names_of_several_sources_never_collide(tmp_path: Path) -> None:
     same.write_bytes((VIDEOS / "street-720p.mp4").read_bytes())
     result = facelens("analyze", VIDEOS / "street-720p.mp4", same, "--jsonl", tmp_path / "{name}.jsonl")
     assert result.exit_code == 1 and "{index}" in result.stderr
+
+
+# --- issue 9: nothing lost ----------------------------------------------------------------------
+
+
+def _fingerprint(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("how", ["same-path", "hard-link", "symlink"])
+def test_output_that_is_the_input_photo_is_refused(tmp_path: Path, how: str) -> None:
+    photo = tmp_path / "holiday.jpg"
+    shutil.copy(PHOTOS / "010_2.jpg", photo)
+    target = {"same-path": photo, "hard-link": tmp_path / "link.jpg", "symlink": tmp_path / "sym.jpg"}[how]
+    if how == "hard-link":
+        os.link(photo, target)
+    elif how == "symlink":
+        target.symlink_to(photo)
+    before = photo.read_bytes()
+    result = facelens("analyze", photo, "-o", target)
+    assert result.exit_code == 1
+    assert photo.read_bytes() == before
+    (message,) = result.stderr.strip().splitlines()
+    assert message.startswith(f"error: --output {target}: ") and str(photo) in message
+
+
+def test_output_folder_that_is_the_input_folder_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(PHOTOS / "010_2.jpg", folder)
+    shutil.copy(PHOTOS / "007_B.jpg", folder / "sub")
+    before = _fingerprint(folder)
+    for output in (folder, tmp_path / "photos" / "." ):
+        result = facelens("analyze", folder, "-o", output, "--jsonl", tmp_path / "o.jsonl")
+        assert result.exit_code == 1 and "the input" in result.stderr, result.output
+        assert _fingerprint(folder) == before
+    assert not (tmp_path / "o.jsonl").exists()  # refused before any output was opened
+
+
+def test_video_as_its_own_output_or_jsonl_is_refused(tmp_path: Path) -> None:
+    video = tmp_path / "speaker.mp4"
+    shutil.copy(VIDEOS / "speaker-360p.mp4", video)
+    before = video.read_bytes()
+    for option in ("-o", "--jsonl", "--db"):
+        result = facelens("analyze", video, option, video)
+        assert result.exit_code == 1, (option, result.output)
+        assert f"{'--output' if option == '-o' else option} {video}: is the input" in result.stderr
+        assert video.read_bytes() == before
+
+
+def test_output_folder_inside_the_input_folder_is_not_read_again(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("010_2.jpg", "012_4.jpg"):
+        shutil.copy(PHOTOS / name, folder)
+    for run in range(2):
+        result = facelens("analyze", folder, "-o", folder / "annotated", "--jsonl", tmp_path / f"{run}.jsonl")
+        assert result.exit_code == 0, result.output
+        assert sorted(Path(r["source"]).name for r in lines(tmp_path / f"{run}.jsonl")) == ["010_2.jpg", "012_4.jpg"]
+    globbed = facelens("analyze", str(folder / "**" / "*.jpg"), "--jsonl", tmp_path / "g.jsonl")
+    assert globbed.exit_code == 0
+    assert len(lines(tmp_path / "g.jsonl")) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--db", "{tmp}/no-such-folder/x.db/y"], "cannot open database"),
+        (["--precision", "FP8"], "FP8"),
+    ],
+    ids=["bad-db", "bad-precision"],
+)
+def test_run_failing_at_setup_leaves_an_existing_jsonl_as_it_was(tmp_path: Path, args: list[str], expected: str) -> None:
+    out = tmp_path / "earlier.jsonl"
+    out.write_text('{"type":"frame","frame":0}\n')
+    (tmp_path / "no-such-folder").mkdir()
+    (tmp_path / "no-such-folder" / "x.db").write_text("a file where a folder should be")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = facelens("analyze", VIDEOS / "speaker-360p.mp4", "--jsonl", out, *args)
+    assert result.exit_code != 0
+    assert expected in result.stderr
+    assert out.read_text() == '{"type":"frame","frame":0}\n'
+
+
+def test_corrupt_model_at_setup_leaves_outputs_as_they_were(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    (models / "intel").mkdir(parents=True)
+    for model in (MODELS_DIR / "intel").iterdir():
+        if model.name != "emotions-recognition-retail-0003":
+            (models / "intel" / model.name).symlink_to(model)
+    shutil.copytree(MODELS_DIR / "intel" / "emotions-recognition-retail-0003", models / "intel" / "emotions-recognition-retail-0003")
+    for weights in (models / "intel" / "emotions-recognition-retail-0003").rglob("*.bin"):
+        weights.write_bytes(weights.read_bytes()[:1000])
+    out, video = tmp_path / "earlier.jsonl", tmp_path / "earlier.mp4"
+    out.write_text("kept\n")
+    video.write_bytes(b"an earlier video")
+    result = facelens("analyze", VIDEOS / "speaker-360p.mp4", "--jsonl", out, "-o", video, "--models-dir", models)
+    assert result.exit_code == 1 and "emotions-recognition-retail-0003" in result.stderr
+    assert out.read_text() == "kept\n" and video.read_bytes() == b"an earlier video"
+
+
+@pytest.mark.parametrize("name", ["holiday [edited].jpg", "odd[/]name.jpg", "[bold]x[/bold].jpg"])
+def test_file_names_print_as_they_are(tmp_path: Path, name: str) -> None:
+    bad = tmp_path / name  # "/" in a name makes a folder: the path holds "[/]"
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_bytes(b"not an image")
+    result = facelens("analyze", bad)
+    assert result.exit_code == 1
+    (message,) = result.stderr.strip().splitlines()
+    assert message.startswith(f"error: {bad}: ") and "not a readable image" in message
+
+
+def test_parquet_hint_keeps_its_brackets(tmp_path: Path, monkeypatch) -> None:
+    from facelens import db
+
+    database = tmp_path / "p.db"
+    db.Database(database).close()
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if pyarrow were not installed
+    result = facelens("export", database, "--format", "parquet", "-o", tmp_path / "x")
+    assert result.exit_code == 1
+    assert 'pip install "facelens[parquet]"' in result.stderr
+
+
+def test_disk_full_is_one_line_keeps_whole_lines_and_ends_the_database_run(tmp_path: Path) -> None:
+    """Writing to /dev/full fails every write, as a full disk does."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    database = tmp_path / "people.db"
+    result = facelens("analyze", VIDEOS / "face-demographics-walking.gif", "--jsonl", "/dev/full", "--db", database)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1] == "error: /dev/full: cannot write (No space left on device)"
+    import sqlite3
+
+    with sqlite3.connect(database) as conn:
+        (ended,) = conn.execute("SELECT ended_at FROM runs").fetchone()
+        people = conn.execute("SELECT COUNT(*) FROM people").fetchone()[0]
+        kinds = Counter(kind for (kind,) in conn.execute("SELECT kind FROM events"))
+    assert ended is not None
+    assert people == kinds["enter"] == kinds["exit"]
+
+
+def test_a_failed_write_is_cut_back_to_the_last_whole_line(tmp_path: Path) -> None:
+    """A file that fills up mid-line (RLIMIT_FSIZE stands in for a full disk) keeps only whole lines."""
+    out = tmp_path / "o.jsonl"
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
+        "from facelens.cli import app\n"
+        "sys.argv = ['facelens', 'analyze', sys.argv[1], '--jsonl', sys.argv[2]]\n"
+        "app()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(VIDEOS / "speaker-360p.mp4"), str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == f"error: {out}: cannot write (File too large)"
+    text = out.read_text()
+    assert 0 < len(text) <= 20000 and text.endswith("\n")
+    frames = [json.loads(line) for line in text.splitlines()]
+    assert [r["frame"] for r in frames if r["type"] == "frame"] == list(range(sum(r["type"] == "frame" for r in frames)))
+
+
+def test_every_source_failing_exits_nonzero(tmp_path: Path) -> None:
+    result = facelens("analyze", tmp_path / "a.mp4", tmp_path / "b.mp4", "--jsonl", tmp_path / "{name}.jsonl")
+    assert result.exit_code == 1
+    assert "none of the sources could be opened" in result.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_finish_like_ctrl_c(tmp_path: Path, signum: int) -> None:
+    """systemd, docker and kill stop a service with SIGTERM: everyone in view gets an exit and a
+    record, the database run is ended, and the run exits with 128 + the signal's number."""
+    out, database = tmp_path / "o.jsonl", tmp_path / "people.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "facelens", "analyze", VIDEOS / "street-720p.mp4", "--jsonl", out, "--db", database],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not out.exists() or len(lines(out)) < 120):
+            time.sleep(0.2)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signum, stderr
+    assert f"{signal.Signals(signum).name}: stopped after" in stderr
+    frames = lines(out)
+    assert 120 <= len(frames) < 477
+    events = lines(out, "event")
+    entered = {(e["source"], e["track_id"]) for e in events if e["kind"] == "enter"}
+    left = {(e["source"], e["track_id"]) for e in events if e["kind"] == "exit"}
+    assert entered and entered == left
+    assert {(p["source"], p["track_id"]) for p in lines(out, "person")} == entered
+    import sqlite3
+
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT ended_at FROM runs").fetchone()[0] is not None
+        assert conn.execute("SELECT COUNT(*) FROM people").fetchone()[0] == len(entered)
