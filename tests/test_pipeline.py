@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import random
-from collections import defaultdict
 from pathlib import Path
 
 import cv2
@@ -24,9 +23,7 @@ from facelens.errors import ModelError
 from facelens.runtime import _reason, available_devices, core
 from facelens.sources import read_image
 
-from conftest import DATA, MODELS_DIR
-
-COMPREFACE = DATA / "compreface-samples"
+from conftest import COMPREFACE, DATA, MODELS_DIR, male_probability, noses
 
 
 @pytest.fixture(scope="session")
@@ -34,28 +31,18 @@ def analyzer() -> Analyzer:
     return Analyzer()
 
 
-def _noses() -> dict[str, list[tuple[float, float]]]:
-    noses: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    with open(COMPREFACE / "noses.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            noses.setdefault(row["image"], [])
-            if row["nose_x"]:
-                noses[row["image"]].append((float(row["nose_x"]), float(row["nose_y"])))
-    return noses
-
-
 @pytest.mark.parametrize("detector", list(DETECTORS))
 def test_detector_finds_annotated_faces(detector: str) -> None:
     analyzer = Analyzer(detector, age_gender=False, emotion=False)
     found = total = false_boxes = 0
-    for name, noses in _noses().items():
+    for name, points in noses().items():
         image = read_image(COMPREFACE / name)
         boxes = [d.box for d in analyzer.detect(image)]
         for box in boxes:
             assert 0 <= box.x1 < box.x2 <= image.shape[1] and 0 <= box.y1 < box.y2 <= image.shape[0]
-        total += len(noses)
-        found += sum(any(box.contains(*nose) for box in boxes) for nose in noses)
-        false_boxes += sum(not any(box.contains(*nose) for nose in noses) for box in boxes)
+        total += len(points)
+        found += sum(any(box.contains(*nose) for box in boxes) for nose in points)
+        false_boxes += sum(not any(box.contains(*nose) for nose in points) for box in boxes)
     assert total == 46
     assert found / total >= 0.85, f"{detector}: recall {found}/{total}"
     assert false_boxes <= 3, f"{detector}: {false_boxes} boxes on no annotated face"
@@ -67,9 +54,9 @@ def test_huge_photo(analyzer: Analyzer) -> None:
     assert shape[0] * shape[1] > 30_000_000
     image = read_image(path)
     faces = analyzer.analyze(image)
-    noses = _noses()[path.name]
-    assert len(faces) == len(noses) == 1
-    assert faces[0].box.contains(*noses[0])
+    points = noses()[path.name]
+    assert len(faces) == len(points) == 1  # 0.90-0.91; the next box scores 0.14
+    assert faces[0].box.contains(*points[0])
     assert faces[0].age is not None and faces[0].gender is not None and faces[0].emotion is not None
 
 
@@ -125,8 +112,8 @@ def test_all_faces_of_a_frame_batch_like_one_at_a_time(analyzer: Analyzer) -> No
     for face in faces:
         alone = analyzer.attributes(image, [face.box])[0]
         assert abs(alone.age - face.age) < 0.5
-        assert alone.gender.label == face.gender.label
-        assert abs(alone.gender.probability - face.gender.probability) < 0.01
+        # Not the label: with AVX2 one face's gender is at 0.54, where a small difference would flip it.
+        assert abs(male_probability(alone.gender) - male_probability(face.gender)) < 0.01
         assert np.allclose(alone.emotion.probabilities, face.emotion.probabilities, atol=0.01)
 
 
@@ -135,7 +122,10 @@ def test_batches_larger_than_the_compiled_maximum(analyzer: Analyzer) -> None:
     boxes = [d.box for d in analyzer.detect(image)]
     assert len(boxes) > analyzer.attributes.age_gender.max_batch
     together = analyzer.attributes(image, boxes)
-    assert [a.gender.label for a in together] == [analyzer.attributes(image, [b])[0].gender.label for b in boxes]
+    alone = [analyzer.attributes(image, [b])[0] for b in boxes]
+    # Each face its own result, in order; compared by probability, as one face scores 0.50 with AVX2.
+    assert np.allclose([male_probability(a.gender) for a in together], [male_probability(a.gender) for a in alone], atol=0.01)
+    assert np.allclose([a.age for a in together], [a.age for a in alone], atol=0.5)
 
 
 def test_faces_cut_by_every_border_and_corner(analyzer: Analyzer) -> None:
