@@ -406,13 +406,13 @@ def test_http_stream_that_cannot_be_decoded_fails_at_open(http_videos):
         open_source(f"{http_videos}/speaker-360p.mp4")
 
 
-def test_stream_to_a_closed_port_fails_within_the_timeout():
+def test_stream_to_a_closed_port_fails_within_the_timeout_without_retries():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     started = time.monotonic()
     with pytest.raises(SourceError) as error:
-        open_source(f"http://viewer:secret@127.0.0.1:{port}/live.mp4")
+        open_source(f"http://viewer:secret@127.0.0.1:{port}/live.mp4", reconnect=Reconnect(retry_for=0))
     assert time.monotonic() - started < 10
     message = str(error.value)
     assert message.startswith(f"http://viewer:***@127.0.0.1:{port}/live.mp4: cannot open stream")
