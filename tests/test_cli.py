@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -480,3 +481,28 @@ def test_sigterm_and_sighup_finish_like_ctrl_c(tmp_path: Path, signum: int) -> N
     with sqlite3.connect(database) as conn:
         assert conn.execute("SELECT ended_at FROM runs").fetchone()[0] is not None
         assert conn.execute("SELECT COUNT(*) FROM people").fetchone()[0] == len(entered)
+
+
+def test_a_stream_given_up_exits_nonzero_and_says_which(tmp_path: Path, street_parts) -> None:
+    """A supervisor restarts a service that exits non-zero: a stream that does not come back is a failure
+    (exit 1 when it was the only source, 3 when others ran to their end)."""
+    from test_streams import MjpegServer
+
+    for extra, code in (([], 1), ([VIDEOS / "face-demographics-walking.gif"], 3)):
+        server = MjpegServer(street_parts)
+        threading.Timer(2.0, server.stop).start()
+        try:
+            result = facelens("analyze", server.url, *extra, "--retry-for", "1", "--jsonl", tmp_path / "{index}.jsonl")
+        finally:
+            server.stop()
+        assert result.exit_code == code, result.output
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and f"{server.url}: stream lost and not back after 1 s, giving up" in last
+        assert len(lines(tmp_path / "0.jsonl")) >= 3  # what came before the loss is kept (live: some dropped)
+
+
+@pytest.fixture(scope="module")
+def street_parts() -> list[bytes]:
+    from test_streams import _jpeg_parts
+
+    return _jpeg_parts("street-720p.mp4", 50)
