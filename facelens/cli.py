@@ -179,7 +179,7 @@ def analyze(
             if database is not None:
                 stills = [source.name for source in opened if source.kind in ("image", "images")]
                 if stills:
-                    log.warning("--db: %s %s still images: their faces are not people and go only to --jsonl", ", ".join(stills), "is" if len(stills) == 1 else "are")
+                    log.warning("--db: still images (%s) have faces, not people: the database records no person of them; their faces are in --jsonl", ", ".join(stills))
                 options = {"detector": detector, "confidence": confidence, "every_frame": every_frame, "thumbnails": thumbnails, "blur": blur}
                 shared = DatabaseSink(database, database.start_run([s.name for s in opened], options))
                 stack.callback(shared.close)

@@ -506,3 +506,10 @@ def street_parts() -> list[bytes]:
     from test_streams import _jpeg_parts
 
     return _jpeg_parts("street-720p.mp4", 50)
+
+
+def test_db_with_photos_says_their_faces_are_not_people(tmp_path: Path) -> None:
+    result = facelens("analyze", PHOTOS / "010_2.jpg", "--db", tmp_path / "p.db", "--jsonl", tmp_path / "p.jsonl")
+    assert result.exit_code == 0, result.output
+    assert f"warning: --db: still images ({PHOTOS / '010_2.jpg'}) have faces, not people" in result.stderr
+    assert len(lines(tmp_path / "p.jsonl")[0]["faces"]) >= 1
