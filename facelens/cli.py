@@ -580,7 +580,7 @@ def bench(
 
 @app.command()
 def report(
-    source: Annotated[Path, typer.Argument(help="People database (--db) or JSON Lines file (--jsonl) of a tracked run.", show_default=False)],
+    source: Annotated[Path, typer.Argument(help="People database (--db) or JSON Lines file (--jsonl) of a run.", show_default=False)],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.html and charts/*.png.")] = Path("facelens-report"),
     k: Annotated[int, typer.Option("--k", min=1, help="k-anonymity: hide every figure about fewer than K people (1: show all).")] = 1,
     title: Annotated[Optional[str], typer.Option(help="Page title.", show_default=False)] = None,

@@ -67,6 +67,7 @@ import re
 import sqlite3
 import statistics
 import time
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from contextlib import closing
@@ -427,16 +428,10 @@ def _select(data: _Input, path: Path, run: int | None, source: str | None, since
     if since is not None or until is not None:
         low, high = -math.inf if since is None else since, math.inf if until is None else until
         data.people = [p for p in data.people if p.when is not None and low <= p.when < high]
+        stills = ", still images (no time) left out" if data.images else ""
         data.faces, data.images = [], []
-        span = " ".join(
-            part
-            for part in (
-                "" if since is None else f"from {_local(since)}",
-                "" if until is None else f"until {_local(until)}",
-            )
-            if part
-        )
-        said.append(f"{span} (cameras and streams by first sighting, video files by the start of their analysis)")
+        span = " ".join(([] if since is None else [f"from {_local(since)}"]) + ([] if until is None else [f"until {_local(until)}"]))
+        said.append(f"{span} (cameras and streams by first sighting, video files by the start of their analysis{stills})")
     return "; ".join(said)
 
 
@@ -587,8 +582,8 @@ def _floor_local(t: float, step: int) -> datetime:
     return day - timedelta(days=day.weekday()) if step >= 7 * 86400 else day
 
 
-def _date_axis(times: list[float], k: int) -> tuple[list[datetime], str, int, list[str], str]:
-    """Bins of local time over `times`: their starts, the unit's name, its seconds, tick labels and the axis label."""
+def _date_axis(times: list[float], k: int) -> tuple[list[float], str, list[str], str]:
+    """Bins of local time over `times`: their starts (unix time), the unit's name, their labels and the axis label."""
     first, last = min(times), max(times)
     limit = _time_bins(len(times), k)
     unit, step = _DATE_STEPS[-1]
@@ -611,7 +606,7 @@ def _date_axis(times: list[float], k: int) -> tuple[list[datetime], str, int, li
     zone = datetime.fromtimestamp(first).astimezone().tzname()
     days = f"{starts[0]:%Y-%m-%d}" if one_day else f"{starts[0]:%Y-%m-%d} to {starts[-1] + timedelta(seconds=step - 1):%Y-%m-%d}"
     weeks = "weeks from Monday, " if unit == "week" else ""
-    return starts, unit, step, labels, f"{weeks}{days}, local time ({zone})"
+    return [start.timestamp() for start in starts], unit, labels, f"{weeks}{days}, local time ({zone})"
 
 
 def _video_axis(times: list[float], k: int) -> tuple[float, list[str], str]:
@@ -695,7 +690,7 @@ class _Page:
         emotion, emotions_hidden = _partition(
             "emotion", "Emotion (fused over each person's views)", "emotion", emotions, [r.emotion for r in records], k
         )
-        self.charts += self._over_time(emotions, emotion, emotions_hidden)
+        self.charts += self._over_time(emotions, emotions_hidden)
         self.charts += [age, gender, emotion]
 
         dwell = _histogram("dwell", "Dwell time", [r.dwell_seconds for r in records], k, "without a dwell time (still images)")
@@ -732,36 +727,35 @@ class _Page:
         if k > 1:
             self._groups(ages, ages_hidden, genders, genders_hidden)
 
-    def _over_time(self, emotions: list[str], emotion: _Chart, emotions_hidden: set[Any]) -> list[_Chart]:
+    def _over_time(self, emotions: list[str], emotions_hidden: set[Any]) -> list[_Chart]:
         """People per time bin, stacked by emotion: a date axis for cameras and streams, video time
         for files. One partition of all people over both axes' bins and "without a time"."""
         k, people = self.k, self.people
         live = [p.wall for p in people if p.live and _finite(p.wall)]
-        video = [p.record.first_seen for p in people if not p.live and _finite(p.record.first_seen)]
-        keys: list[Any] = []
-        axes: list[tuple[str, str, str, list[str], str]] = []  # name, title, xlabel, labels, note
+        filed = [p for p in people if not p.live and _finite(p.record.first_seen)]
+        axes: list[tuple[str, str, str, list[str], str]] = []  # name, title, axis label, bin labels, caption note
         if live:
-            starts, unit, step, labels, xlabel = _date_axis(live, k)
-            bounds = [s.timestamp() for s in starts]
-            axes.append(("people_by_date", f"People per {unit}, by emotion (first sighting)", xlabel, labels, ""))
-        if video:
-            width, video_labels, video_xlabel = _video_axis(video, k)
-            files = len({p.record.source for p in people if not p.live and _finite(p.record.first_seen)})
+            bounds, unit, labels, xlabel = _date_axis(live, k)
+            note = "People of video files are in the next chart." if filed else ""
+            axes.append(("people_by_date", f"People per {unit}, by emotion (first sighting)", xlabel, labels, note))
+        if filed:
+            width, labels, xlabel = _video_axis([p.record.first_seen for p in filed], k)
+            files = len({p.record.source for p in filed})
             note = f"{files} videos pooled, each from its own start; pick one with --source." if files > 1 else ""
-            axes.append(("people_by_video_time", "People by video time, by emotion (first sighting)", video_xlabel, video_labels, note))
-        for p in people:
-            if p.live and _finite(p.wall):
-                index = max(0, _bisect(bounds, p.wall))
-                keys.append(("people_by_date", index))
-            elif not p.live and _finite(p.record.first_seen):
-                keys.append(("people_by_video_time", min(int(max(0.0, p.record.first_seen) // width), len(video_labels) - 1)))
-            else:
-                keys.append(None)
+            axes.append(("people_by_video_time", "People by video time, by emotion (first sighting)", xlabel, labels, note))
         if not axes:
             self.notes.append("No times (still images only): there are no charts over time.")
             return []
 
-        bins = [(name, i) for name, _, _, labels_, _ in axes for i in range(len(labels_))]
+        def key(p: _Person) -> tuple[str, int] | None:
+            if p.live and _finite(p.wall):
+                return ("people_by_date", bisect_right(bounds, p.wall) - 1)
+            if not p.live and _finite(p.record.first_seen):
+                return ("people_by_video_time", int(max(0.0, p.record.first_seen) // width))
+            return None
+
+        keys = [key(p) for p in people]
+        bins = [(name, i) for name, _, _, labels, _ in axes for i in range(len(labels))]
         counts = Counter(keys)
         totals: dict[Any, int] = {b: counts.get(b, 0) for b in bins}
         totals[None] = counts.get(None, 0)
@@ -778,16 +772,14 @@ class _Page:
         hidden = _hide(cells, k, lines, forced, spare=[(b, UNKNOWN) for b in [*bins, None]])
 
         charts = []
-        for number, (name, title, xlabel, labels_, note) in enumerate(axes):
-            mine = [(name, i) for i in range(len(labels_))]
-            if name == "people_by_date" and len(axes) > 1:
-                note = "People of video files are in the next chart."
+        for number, (name, title, xlabel, labels, note) in enumerate(axes):
+            mine = [(name, i) for i in range(len(labels))]
             charts.append(
                 _Chart(
                     name,
                     title,
                     xlabel,
-                    labels_,
+                    labels,
                     [None if b in bins_hidden else totals[b] for b in mine],
                     # The people without a time are stated (or hidden) once, under the first chart.
                     0 if number else None if None in bins_hidden else totals[None],
@@ -1103,18 +1095,6 @@ class _Page:
         )
 
 
-def _bisect(bounds: list[float], t: float) -> int:
-    """Index of the last bound <= t."""
-    low, high = 0, len(bounds)
-    while low < high:
-        middle = (low + high) // 2
-        if bounds[middle] <= t:
-            low = middle + 1
-        else:
-            high = middle
-    return low - 1
-
-
 def _share(p: PersonRecord) -> float | None:
     """Attention / dwell, 0 to 1; None when either is unknown or the dwell is 0."""
     attention, dwell = p.attention_seconds, p.dwell_seconds
@@ -1244,7 +1224,11 @@ h2 { font-size: 1.2em; margin: 28px 0 8px; }
 .charts { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 16px; }
 /* An odd last chart takes the whole row: no empty cell. */
 .charts > figure:last-child:nth-child(odd) { grid-column: 1 / -1; }
-@media (max-width: 1000px) { .charts { grid-template-columns: minmax(0, 1fr); } }
+.charts > figure:last-child:nth-child(odd) img.chart { max-width: calc(50% - 8px); }
+@media (max-width: 1000px) {
+  .charts { grid-template-columns: minmax(0, 1fr); }
+  .charts > figure:last-child:nth-child(odd) img.chart { max-width: 100%; }
+}
 figure.chart { margin: 0; border: 1px solid #dde2e8; border-radius: 8px; padding: 8px; }
 img.chart { display: block; max-width: 100%; height: auto; margin: 0 auto; }
 figcaption { font-size: .9em; margin-top: 4px; }
@@ -1257,9 +1241,8 @@ img.thumb { height: 48px; border-radius: 4px; }
 @media print { .charts { grid-template-columns: 1fr 1fr; } }
 """
 
-# Marks each chart image with whether it decoded (data-rendered), the page with the tally, and each
-# grid of charts with whether its last row is full (data-grid-filled): a broken chart or a gap shows
-# in any browser's DOM, and headless tests read it.
+# Marks each chart image with whether it decoded (data-rendered) and the page with the tally: a
+# broken chart shows in any browser's DOM, and headless tests read it.
 _CHECK_SCRIPT = """
 addEventListener("load", () => {
   const charts = document.querySelectorAll("img.chart");
@@ -1270,12 +1253,5 @@ addEventListener("load", () => {
     if (rendered) ok += 1;
   }
   document.body.dataset.chartsRendered = ok + "/" + charts.length;
-  for (const grid of document.querySelectorAll("div.charts")) {
-    const last = grid.lastElementChild;
-    if (last) {
-      const gap = grid.getBoundingClientRect().right - last.getBoundingClientRect().right;
-      grid.dataset.gridFilled = String(Math.abs(gap) < 2);
-    }
-  }
 });
 """
