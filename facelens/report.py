@@ -16,8 +16,8 @@ timestamp; the database keeps none) are counted as faces, in a section of their 
 
 Time. People of cameras and streams are placed by the wall-clock time of their first sighting
 (local time of the computer writing the report), in bins of a minute to a week; people of video
-files by video time, from the start of each video (several videos pooled). Bins are round and wide
-enough for about k people each, 6 to `_MAX_TIME_BINS` of them.
+files by video time, from the start of each video (several videos pooled). Bins are of round widths,
+as many as there are k people, but at least 6 and at most `_MAX_TIME_BINS`: sparse data gets wide bins.
 
 Selection (`run`, `source`, `since`, `until`, as `facelens report --run --source --since --until`):
 `source` is an exact source name if one has it, else every source whose name contains it.
@@ -38,7 +38,8 @@ worked out by subtraction within a chart.
   more shown bin is hidden, the "unknown" or "not in the chart" bin if it has anyone (hiding it
   hides the chart's own total), else the smallest. So a big bar is hidden only when nothing else
   can protect a small one.
-- The time charts are stacked by emotion: a hidden time bin hides all its emotions; within a shown
+- The date and the video time chart, with the people without a time, are one split of all people.
+  They are stacked by emotion: a hidden time bin hides all its emotions; within a shown
   bin the same rule applies to its emotions (their hidden part is drawn as one grey block, its
   height being known); along each shown bar of the emotion chart too (people without a time count
   as hidden there), and an emotion hidden there is hidden in every time bin.
