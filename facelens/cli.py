@@ -38,7 +38,9 @@ from rich.text import Text
 from . import models as model_catalog
 from .analyzer import Analyzer
 from .annotate import annotate
-from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL, HEAD_POSE_MODEL
+from .align import LANDMARKS_MODEL
+from .attribute_models import DEFAULT_FAMILY, FAMILIES
+from .attributes import EMOTION_MODEL, HEAD_POSE_MODEL
 from .bench import MODES
 from .crop import CropConfig
 from .db import Database
@@ -68,6 +70,13 @@ err = Console(stderr=True, markup=False)
 out = Console(width=None if sys.stdout.isatty() else 160, markup=False)
 log = logging.getLogger("facelens")
 
+AgeGenderModel = Annotated[
+    str,
+    typer.Option(
+        "--age-gender-model",
+        help="Age and gender networks: cc0 (dlib-models, aligned faces, all ages), omz (age-gender-recognition-retail-0013, ages 18-75) or cc0+omz (both, averaged).",
+    ),
+]
 ModelsDir = Annotated[
     Optional[Path],
     typer.Option(
@@ -116,6 +125,7 @@ def analyze(
     confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detector confidence.")] = 0.5,
     min_face: Annotated[float, typer.Option(min=0.0, help="Minimum face size (shorter side) in pixels.")] = 0.0,
     age_gender: Annotated[bool, typer.Option("--age-gender/--no-age-gender", help="Estimate age and gender.")] = True,
+    age_gender_model: AgeGenderModel = DEFAULT_FAMILY,
     emotion: Annotated[bool, typer.Option("--emotion/--no-emotion", help="Estimate emotion.")] = True,
     calibrate_age: Annotated[bool, typer.Option("--calibrate-age", help="Correct the age network's estimates with facelens' table: better for adults over ~40, worse for young adults and children (see README).")] = False,
     crop_scale: Annotated[float, typer.Option(min=0.1, max=10.0, help="Enlarge face boxes by this factor before the attribute networks.")] = CropConfig.scale,
@@ -134,6 +144,8 @@ def analyze(
     """Analyze faces in SOURCES and write what was found."""
     if detector not in DETECTORS:
         raise _fail(f"--detector {detector}: unknown; choose one of {', '.join(DETECTORS)}", 2)
+    if age_gender_model not in FAMILIES:
+        raise _fail(f"--age-gender-model {age_gender_model}: unknown; choose one of {', '.join(FAMILIES)}", 2)
     if no_images:
         asked = [name for name, on in (("--output", output is not None), ("--show", show), ("--thumbnails", thumbnails)) if on]
         if asked:
@@ -167,6 +179,7 @@ def analyze(
                 confidence=confidence,
                 min_face=min_face,
                 age_gender=age_gender,
+                age_gender_model=age_gender_model,
                 emotion=emotion,
                 head_pose=track,  # it weighs views and measures attention: untracked, it would be idle work
                 calibrate_age=calibrate_age,
@@ -181,6 +194,7 @@ def analyze(
                 if stills:
                     log.warning("--db: still images (%s) have faces, not people: the database records no person of them; their faces are in --jsonl", ", ".join(stills))
                 options = {"detector": detector, "confidence": confidence, "every_frame": every_frame, "thumbnails": thumbnails, "blur": blur}
+                options["age_gender_model"] = age_gender_model if age_gender else None
                 shared = DatabaseSink(database, database.start_run([s.name for s in opened], options))
                 stack.callback(shared.close)
                 for group in sinks:
@@ -477,6 +491,7 @@ def eval_command(
     limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate a random sample of this many items (images).", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the --limit sample.")] = 0,
     calibrate_age: Annotated[bool, typer.Option("--calibrate-age", help="Measure ages with facelens' age calibration (as `analyze --calibrate-age`).")] = False,
+    age_gender_model: AgeGenderModel = DEFAULT_FAMILY,
     models_dir: ModelsDir = None,
 ) -> None:
     """Measure accuracy on labelled data: age, gender and emotion on a manifest, or face detection
@@ -487,6 +502,8 @@ def eval_command(
 
     if mode not in evaluation.MODES:
         raise _fail(f"--mode {mode}: unknown; choose one of {', '.join(evaluation.MODES)}", 2)
+    if age_gender_model not in FAMILIES:
+        raise _fail(f"--age-gender-model {age_gender_model}: unknown; choose one of {', '.join(FAMILIES)}", 2)
     if detector not in DETECTORS:
         raise _fail(f"--detector {detector}: unknown; choose one of {', '.join(DETECTORS)}", 2)
     try:
@@ -495,6 +512,7 @@ def eval_command(
         words += (["--detector", detector] if detector != DEFAULT_DETECTOR else []) + ["--out", str(out_dir)]
         words += ["--limit", str(limit), "--seed", str(seed)] if limit is not None else []
         words += ["--calibrate-age"] if calibrate_age else []
+        words += ["--age-gender-model", age_gender_model] if age_gender_model != DEFAULT_FAMILY else []
         store = ModelStore(models_dir)
         if kind == "wider":
             todo: list = evaluation.sample(evaluation.read_wider(path), limit, seed)
@@ -504,13 +522,13 @@ def eval_command(
             manifest = evaluation.read_manifest(path)
             todo = evaluation.sample(manifest.items, limit, seed)
             wants = set(manifest.labels)
-            analyzer = Analyzer(detector, age_gender=bool(wants & {"age", "gender", "age_bucket"}), emotion="emotion" in wants, head_pose=False, calibrate_age=calibrate_age, store=store, progress=True)
+            analyzer = Analyzer(detector, age_gender=bool(wants & {"age", "gender", "age_bucket"}), emotion="emotion" in wants, head_pose=False, calibrate_age=calibrate_age, age_gender_model=age_gender_model, store=store, progress=True)
             run = lambda advance: evaluation.evaluate_attributes(analyzer, todo, mode, progress=advance, skipped=manifest.skipped)
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
         with Progress(*columns, console=err) as bar:
             task = bar.add_task(Path(path).name if kind == "manifest" else "images", total=len(todo))
             results = run(lambda n: bar.update(task, advance=n))
-        results = {"input": source, "detector": detector, "limit": limit, "seed": seed, **results}
+        results = {"input": source, "detector": detector, "age_gender_model": age_gender_model if kind == "manifest" else None, "limit": limit, "seed": seed, **results}
         written = evaluation.write_report(results, out_dir, shlex.join(words))
     except FacelensError as error:
         raise _fail(str(error)) from None
@@ -602,6 +620,65 @@ def report(
 
 
 @app.command()
+def serve(
+    sources: Annotated[Optional[list[str]], typer.Argument(help="Cameras, streams or videos to run from the start; more can be added at run time (POST /v1/sources).", show_default=False)] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; any other than a loopback one needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free one).")] = 8000,
+    token: Annotated[Optional[str], typer.Option(envvar="FACELENS_TOKEN", help="Every request but /healthz must carry it (Authorization: Bearer TOKEN, or open /?token=TOKEN once in a browser).", show_default=False)] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="k-anonymity: hide every served figure about fewer than K people, and serve no single person's records or events (1: show all).")] = 1,
+    max_upload: Annotated[int, typer.Option(min=1, help="Largest POST /v1/analyze upload in bytes.")] = 20_000_000,
+    cors: Annotated[Optional[list[str]], typer.Option("--cors", help="Let pages of this origin call the API (repeatable); none by default.", show_default=False)] = None,
+    detector: Annotated[str, typer.Option(help=f"Face detector: {', '.join(DETECTORS)}.")] = DEFAULT_DETECTOR,
+    confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detector confidence.")] = 0.5,
+    min_face: Annotated[float, typer.Option(min=0.0, help="Minimum face size (shorter side) in pixels.")] = 0.0,
+    age_gender: Annotated[bool, typer.Option("--age-gender/--no-age-gender", help="Estimate age and gender.")] = True,
+    age_gender_model: AgeGenderModel = DEFAULT_FAMILY,
+    emotion: Annotated[bool, typer.Option("--emotion/--no-emotion", help="Estimate emotion.")] = True,
+    calibrate_age: Annotated[bool, typer.Option("--calibrate-age", help="Correct the age network's estimates with facelens' table (see README).")] = False,
+    every_frame: Annotated[bool, typer.Option("--every-frame", help="Run the attribute networks on every face of every frame.")] = False,
+    blur: Annotated[bool, typer.Option("--blur", help="Pixelate faces in the live views and annotated images.")] = False,
+    db: Annotated[Optional[Path], typer.Option("--db", help="SQLite database to record people and events in (one run per source).", show_default=False)] = None,
+    no_images: Annotated[bool, typer.Option("--no-images", help="Serve numbers only: no live video, no annotated images.")] = False,
+    live: Annotated[Optional[bool], typer.Option("--live/--all-frames", help="Live: newest frame only (default for cameras and streams). All frames: every frame (default for files).", show_default=False)] = None,
+    retry_for: Annotated[float, typer.Option(min=0.0, help="Seconds to keep reconnecting a stream that dropped (0: never).")] = Reconnect.retry_for,
+    device: Annotated[str, typer.Option(help="OpenVINO device: CPU, GPU, NPU, AUTO, ...")] = "CPU",
+    precision: Annotated[Optional[str], typer.Option(help="Model precision: FP16-INT8, FP16 or FP32 (default: best available).", show_default=False)] = None,
+    models_dir: ModelsDir = None,
+) -> None:
+    """Run SOURCES live and serve a web page and an HTTP API over them (FastAPI under uvicorn)."""
+    try:
+        from . import serve as server
+    except ImportError as error:
+        raise _fail(f"facelens serve needs its extra ({error.name} is missing): pip install \"facelens[serve]\"") from None
+    if detector not in DETECTORS:
+        raise _fail(f"--detector {detector}: unknown; choose one of {', '.join(DETECTORS)}", 2)
+    if not server.is_loopback(host) and not token:
+        raise _fail(f"--host {host}: listening beyond this machine needs a token (--token or FACELENS_TOKEN)", 2)
+    if token is not None and not token.strip():
+        raise _fail("--token: empty", 2)
+    try:
+        with ExitStack() as stack:
+            database = stack.enter_context(Database(db)) if db is not None else None
+            analyzer = Analyzer(detector, device=device, confidence=confidence, min_face=min_face, age_gender=age_gender, emotion=emotion, calibrate_age=calibrate_age, precision=precision, store=ModelStore(models_dir), progress=True)
+            sock = stack.enter_context(server.server.listen(host, port))  # after the models and the database
+            options = server.HubOptions(
+                people=PeopleConfig(every_frame=every_frame),
+                live=live,
+                reconnect=Reconnect(retry_for=retry_for),
+                blur=blur,
+                images=not no_images,
+                k=k,
+                run_options={"detector": detector, "confidence": confidence, "every_frame": every_frame, "serve": True},
+            )
+            http = server.ServerOptions(token=token, max_upload=max_upload, loopback=server.is_loopback(host), cors=tuple(cors or ()))
+            signum = server.serve(sources or [], analyzer, database, options, http, sock, ready=lambda url: err.print(f"facelens serve: {url}", highlight=False, soft_wrap=True))
+    except FacelensError as error:
+        raise _fail(str(error)) from None
+    if signum:
+        raise typer.Exit(128 + signum)
+
+
+@app.command()
 def export(
     database: Annotated[Path, typer.Argument(help="People database written by `analyze --db`.", show_default=False)],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for runs, people and events files.")] = Path("facelens-export"),
@@ -638,7 +715,7 @@ def models_fetch(
     if all_models:
         wanted = [(m, p) for m in model_catalog.models() for p in model_catalog.precisions(m)]
     else:
-        wanted = [(m, precision) for m in (names or [DEFAULT_DETECTOR, AGE_GENDER_MODEL, EMOTION_MODEL, HEAD_POSE_MODEL])]
+        wanted = [(m, precision) for m in (names or [DEFAULT_DETECTOR, *(m.name for m in FAMILIES[DEFAULT_FAMILY]), LANDMARKS_MODEL, EMOTION_MODEL, HEAD_POSE_MODEL])]
     try:
         for model, prec in wanted:
             for path in store.fetch(model, prec, progress=True, force=force):
