@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL, HEAD_POSE_MODEL, AgeCalibration, AttributeEstimator
+from .attribute_models import DEFAULT_FAMILY, FAMILIES
+from .attributes import AttributeEstimator
 from .crop import CropConfig
 from .engine import Engine
 from .detect import DEFAULT_DETECTOR, DETECTORS, Detector
@@ -37,10 +38,13 @@ class Analyzer:
             naming the devices there are, for one this machine lacks).
         confidence: minimum detector confidence of a face.
         min_face: minimum face size in frame pixels (shorter side).
-        age_gender: run age-gender-recognition-retail-0013.
+        age_gender: estimate age and gender.
+        age_gender_model: the family of age and gender networks (`facelens.attribute_models.FAMILIES`):
+            "cc0", the dlib-models networks on aligned faces (trained on ages 0-80), "omz",
+            age-gender-recognition-retail-0013 (ages 18-75), or "cc0+omz", both averaged.
         emotion: run emotions-recognition-retail-0003.
         head_pose: run head-pose-estimation-adas-0001 (it weighs views for fusion and measures attention).
-        calibrate_age: correct the age network's estimates with facelens' calibration table (see
+        calibrate_age: correct the omz age network's estimates with facelens' calibration table (see
             `facelens.attributes.AgeCalibration`): on held-out utkface-3k faces aged 18-75 it lowers
             the error from 10.9 to 9.0 years, but raises it for ages 18-27 (4.8 -> 8.3) and under
             18 (17.5 -> 23.5), hence off by default.
@@ -61,6 +65,7 @@ class Analyzer:
         confidence: float = 0.5,
         min_face: float = 0.0,
         age_gender: bool = True,
+        age_gender_model: str = DEFAULT_FAMILY,
         emotion: bool = True,
         head_pose: bool = True,
         calibrate_age: bool = False,
@@ -71,6 +76,8 @@ class Analyzer:
     ) -> None:
         if detector not in DETECTORS:
             raise ModelError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+        if age_gender_model not in FAMILIES:
+            raise ModelError(f"unknown age and gender model {age_gender_model!r}; choose one of {', '.join(FAMILIES)}")
         check_device(device)  # before any model is looked for, let alone downloaded
         store = store or ModelStore()
 
@@ -80,12 +87,17 @@ class Analyzer:
 
         self.detector = Detector(network(detector), DETECTORS[detector], confidence, min_face)
         # The attribute networks are small: one thread a request, as frames overlap anyway.
-        self.attributes = AttributeEstimator(
-            network(AGE_GENDER_MODEL, single_thread=True) if age_gender else None,
-            network(EMOTION_MODEL, single_thread=True) if emotion else None,
-            crop,
-            network(HEAD_POSE_MODEL, single_thread=True) if head_pose else None,
-            AgeCalibration.default() if calibrate_age else None,
+        self.attributes = AttributeEstimator.load(
+            store,
+            family=age_gender_model if age_gender else None,
+            emotion=emotion,
+            head_pose=head_pose,
+            crop=crop,
+            calibrate_age=calibrate_age,
+            device=device,
+            precision=precision,
+            progress=progress,
+            single_thread=True,
         )
 
     def detect(self, image: np.ndarray) -> list[Detection]:

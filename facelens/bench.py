@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from .analyzer import Analyzer
-from .attributes import AGE_GENDER_MODEL, EMOTION_MODEL, AttributeEstimator
+from .attributes import AttributeEstimator
 from .detect import DEFAULT_DETECTOR, DETECTORS, Detector
 from .models import ModelStore
 from .people import PeopleConfig
@@ -205,7 +205,10 @@ class Bench:
             return Network(*store.locate(model), hint="LATENCY")
 
         self.sync_detector = Detector(sync(detector), DETECTORS[detector], analyzer.detector.confidence, analyzer.detector.min_size)
-        self.sync_attributes = AttributeEstimator(sync(AGE_GENDER_MODEL), sync(EMOTION_MODEL), analyzer.attributes.crop)
+        attributes = analyzer.attributes
+        self.sync_attributes = AttributeEstimator.load(
+            store, family=attributes.family, emotion=any(m.model.task == "emotion" for m in attributes.models), head_pose=False, crop=attributes.crop, hint="LATENCY"
+        )
 
     def run(self, mode: str, source: Callable[[], Source] | None = None, live: bool | None = None) -> Figures:
         """Measure one mode, on the bench's input or on the sources `source` makes."""
@@ -366,9 +369,8 @@ def run(
     make: Callable[[], Source] = (lambda: LoopedSource(source, loop)) if loop > 1 else (lambda: open_source(source))
     bench = Bench(make, analyzer, store, detector)
     # Compile every batch size now, so no mode pays for compiling during its run.
-    for network in (analyzer.attributes.age_gender, analyzer.attributes.emotion, analyzer.attributes.head_pose):
-        if network is not None:
-            network.prepare(range(1, network.max_batch + 1))
+    for network in analyzer.attributes.networks():
+        network.prepare(range(1, network.max_batch + 1))
     runs: dict[str, list[Figures]] = {mode: [] for mode in modes}
     for _ in range(rounds):
         for mode in modes:

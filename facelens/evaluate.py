@@ -102,6 +102,8 @@ CURVE_CONFIDENCE = 0.02
 SIZE_RANGES: tuple[tuple[str, float, float], ...] = (("<32", 0.0, 32.0), ("32-64", 32.0, 64.0), (">=64", 64.0, math.inf))
 """(name, low, high) of face heights in pixels, low <= h < high."""
 ADULT = (18.0, 75.0)
+MINOR_AGE = 18.0
+"""Under this age a person is a minor (`facelens.types.Fused.minor`)."""
 """True ages the age-gender model is made for (inclusive)."""
 BOOTSTRAP_RESAMPLES = 1000
 LEVEL = 0.95
@@ -623,6 +625,13 @@ def evaluate_attributes(
         if adult.any():
             figures["age_mae_18_75"] = _figure(mean_absolute_error, [data["true_age"], data["pred_age"]], adult, groups, seed)
         figures["age_bias"] = _figure(mean_error, [data["true_age"], data["pred_age"]], has_age, groups, seed)
+        true_minor, said_minor = data["true_age"] < MINOR_AGE, data["pred_age"] < MINOR_AGE
+        if (has_age & true_minor).any():
+            figures["age_mae_under_18"] = _figure(mean_absolute_error, [data["true_age"], data["pred_age"]], has_age & true_minor, groups, seed)
+            # `minor` (the person-level flag) is said for an age under 18: how often it is right, how many minors it finds.
+            figures["minor_recall"] = _figure(share, [said_minor], has_age & true_minor, groups, seed)
+        if (has_age & said_minor).any():
+            figures["minor_precision"] = _figure(share, [true_minor], has_age & said_minor, groups, seed)
     has_bucket = (data["true_bucket"] >= 0) & (data["pred_bucket"] >= 0)
     if has_bucket.any():
         figures["age_bucket_accuracy"] = _figure(accuracy, [data["true_bucket"], data["pred_bucket"]], has_bucket, groups, seed)
@@ -867,6 +876,9 @@ FIGURE_TITLES: dict[str, tuple[str, str]] = {
     "miss_rate": ("no face found (miss rate)", "share"),
     "age_mae": ("age MAE, all ages", "years"),
     "age_mae_18_75": ("age MAE, true age 18-75", "years"),
+    "age_mae_under_18": ("age MAE, true age under 18", "years"),
+    "minor_precision": ("minor (age < 18) precision", "share"),
+    "minor_recall": ("minor (age < 18) recall", "share"),
     "age_bias": ("age bias (mean predicted - true)", "signed years"),
     "age_bucket_accuracy": ("age-bucket accuracy", "share"),
     "gender_accuracy": ("gender accuracy, all ages", "share"),

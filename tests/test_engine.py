@@ -87,9 +87,9 @@ class _Hung(Inference):
 
 def test_a_failing_or_hanging_request_marks_its_frame_and_the_run_goes_on(mixed_video: Path) -> None:
     analyzer = Analyzer()
-    real = analyzer.attributes.age_gender
+    loaded = analyzer.attributes.models[0]
     # Attribute calls happen only for frames with faces: two of every three frames.
-    analyzer.attributes.age_gender = _Flaky(real, fail={3}, hang={7})
+    loaded.network = _Flaky(loaded.network, fail={3}, hang={7})
     engine = analyzer.pipeline(people=None, timeout=0.5)
     started = time.perf_counter()
     results = list(engine.run([open_source(mixed_video)]))

@@ -120,7 +120,7 @@ def test_all_faces_of_a_frame_batch_like_one_at_a_time(analyzer: Analyzer) -> No
 def test_batches_larger_than_the_compiled_maximum(analyzer: Analyzer) -> None:
     image = _tiled_faces(40, 8)
     boxes = [d.box for d in analyzer.detect(image)]
-    assert len(boxes) > analyzer.attributes.age_gender.max_batch
+    assert len(boxes) > analyzer.attributes.models[0].network.max_batch
     together = analyzer.attributes(image, boxes)
     alone = [analyzer.attributes(image, [b])[0] for b in boxes]
     # Each face its own result, in order; compared by probability, as one face scores 0.50 with AVX2.
@@ -257,7 +257,7 @@ def test_fp16_and_fp32_run_each_network_at_the_nearest_precision_it_has(warnings
     """Age-gender and emotion come only as FP16-INT8 and head pose has no FP32: those fall back, say
     so once each, and the run gives the faces and attributes the default precision gives."""
     image = read_image(COMPREFACE / "000_5.jpg")
-    reference = Analyzer().analyze(image)
+    reference = Analyzer(age_gender_model="omz").analyze(image)
     assert len(reference) == 5 and min(f.confidence for f in reference) > 0.9  # far from the 0.5 threshold
     expected = {
         "FP32": {AGE_GENDER_MODEL: "FP16-INT8", EMOTION_MODEL: "FP16-INT8", HEAD_POSE_MODEL: "FP16"},
@@ -265,7 +265,7 @@ def test_fp16_and_fp32_run_each_network_at_the_nearest_precision_it_has(warnings
     }
     for precision, fallbacks in expected.items():
         warnings_log.clear()
-        faces = Analyzer(precision=precision).analyze(image)
+        faces = Analyzer(precision=precision, age_gender_model="omz").analyze(image)
         assert warnings_log.messages == [
             f"{model} has no {precision}; using {chosen} (it has {', '.join(sorted({chosen, 'FP16-INT8'}))})"
             for model, chosen in fallbacks.items()
@@ -281,7 +281,7 @@ def test_fp16_and_fp32_run_each_network_at_the_nearest_precision_it_has(warnings
 def test_command_precision_falls_back_per_network_and_refuses_unknown_ones(tmp_path: Path) -> None:
     runner = CliRunner()
     photo, out = COMPREFACE / "000_5.jpg", tmp_path / "fp32.jsonl"
-    result = runner.invoke(app, ["analyze", str(photo), "--precision", "FP32", "--jsonl", str(out)])
+    result = runner.invoke(app, ["analyze", str(photo), "--precision", "FP32", "--age-gender-model", "omz", "--jsonl", str(out)])
     assert result.exit_code == 0, result.output
     notices = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert notices == [
