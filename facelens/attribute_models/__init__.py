@@ -59,10 +59,10 @@ from . import cc0, omz  # noqa: E402  (the families use AttributeModel)
 FAMILIES: dict[str, tuple[AttributeModel, ...]] = {
     "cc0": (cc0.AGE, cc0.GENDER),
     "omz": (omz.AGE_GENDER,),
-    "cc0+omz": (cc0.AGE, cc0.GENDER, omz.AGE_GENDER),
 }
-"""Age and gender model families: the CC0 dlib-models networks on aligned chips, Open Model Zoo's
-age-gender-recognition-retail-0013 on square crops, or both (ages and male probabilities averaged)."""
+"""Age and gender model families: the CC0 dlib-models networks on aligned chips, or Open Model Zoo's
+age-gender-recognition-retail-0013 on square crops. (Both together, averaged, measured no better:
+benchmarks/age_gender_families.py.)"""
 
 DEFAULT_FAMILY = "cc0"
 """The most accurate family on the shared dev sets (README, Accuracy)."""
