@@ -23,9 +23,9 @@ from .errors import FacelensError
 
 __all__ = ["SUFFIXES", "VideoWriter"]
 
-# libx264's fastest preset costs about what OpenCV's MPEG-4 Part 2 encoder does; four tools it leaves out
-# take back much of the size for a little more time (benchmarks/video_writer.py). No B-frames: with them
-# the first frame would not be at 0 s.
+# libx264's fastest preset with four of the tools it leaves out: about 1.5x the CPU time of OpenCV's
+# MPEG-4 Part 2 for half its size on annotated 720p (benchmarks/video_writer.py); slower presets cost
+# 2-3x. No B-frames: with them the first frame would not be at 0 s.
 _X264 = {"preset": "ultrafast", "crf": "24", "x264-params": "cabac=1:deblock=1:8x8dct=1:subme=1"}
 # empty_moov: the header holds no samples, so it is whole before the first frame; frag_keyframe: a
 # fragment from each keyframe; default_base_moof: fragments address their own data, as browsers expect.
