@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=250, help="frames held in memory for speed and quality")
     args = parser.parse_args()
     analyzer = Analyzer()
-    print(f"| video | writer | frames/s | CPU ms/frame | PSNR dB | file (whole video) | x input |")
+    print("| video | writer | frames/s | CPU ms/frame | PSNR dB | file (whole video) | x input |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for video in args.videos:
