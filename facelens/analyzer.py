@@ -40,8 +40,8 @@ class Analyzer:
         min_face: minimum face size in frame pixels (shorter side).
         age_gender: estimate age and gender.
         age_gender_model: the family of age and gender networks (`facelens.attribute_models.FAMILIES`):
-            "cc0", the dlib-models networks on aligned faces (trained on ages 0-80; the default),
-            or "omz", age-gender-recognition-retail-0013 (ages 18-75).
+            "cc0", the dlib-models networks on aligned faces (trained on ages 0-80;
+            more accurate, slower), or "omz", age-gender-recognition-retail-0013 (ages 18-75; the default).
         emotion: run emotions-recognition-retail-0003.
         head_pose: run head-pose-estimation-adas-0001 (it weighs views for fusion and measures attention).
         calibrate_age: correct the omz age network's estimates with facelens' calibration table (see

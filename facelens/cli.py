@@ -74,7 +74,7 @@ AgeGenderModel = Annotated[
     str,
     typer.Option(
         "--age-gender-model",
-        help="Age and gender networks: cc0 (dlib-models, aligned faces, all ages; default) or omz (age-gender-recognition-retail-0013, ages 18-75).",
+        help="Age and gender networks: cc0 (dlib-models on aligned faces, all ages: more accurate, slower) or omz (age-gender-recognition-retail-0013, ages 18-75).",
     ),
 ]
 ModelsDir = Annotated[
