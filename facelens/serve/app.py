@@ -8,6 +8,7 @@ import hmac
 import io
 import ipaddress
 import json
+import re
 import sqlite3
 import tempfile
 import threading
@@ -472,15 +473,20 @@ def _check_pixels(name: str, data: bytes) -> None:
     """Refuse a picture of more than `MAX_PIXELS` before decoding it (the header tells its size)."""
     from PIL import Image
 
+    limit = f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's own decompression-bomb warning: we decide here
             with Image.open(io.BytesIO(data)) as picture:
                 width, height = picture.size
+    except Image.DecompressionBombError as error:  # far over Pillow's own limit, which is above ours
+        pixels = re.search(r"\d+", str(error))
+        size = f"{int(pixels.group()) / 1e6:.0f} megapixels" if pixels else "too many pixels"
+        raise HTTPException(422, f"upload {name}: {size}, {limit}") from None
     except Exception:  # noqa: BLE001 - not a format Pillow knows: the decoder judges it
         return
     if width * height > MAX_PIXELS:
-        raise HTTPException(422, f"upload {name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, the limit is {MAX_PIXELS / 1e6:.0f}")
+        raise HTTPException(422, f"upload {name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, {limit}")
 
 
 def _mime(request: Request) -> str:

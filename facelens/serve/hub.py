@@ -97,7 +97,7 @@ class LiveSource:
         self.latest_at = 0.0
         self.sequence = 0
         """Results so far; viewers compare it to know whether there is a new frame."""
-        self.frame_times: deque[float] = deque(maxlen=60)
+        self.frame_times: deque[float] = deque(maxlen=200)
         self.visits: dict[int, _Visit] = {}
         self._jpeg: tuple[int, bytes] | None = None
         self._jpeg_lock = threading.Lock()
@@ -243,8 +243,11 @@ class LiveSource:
         return 1.0 / min(max(fps, 1.0), VIEW_MAX_FPS)
 
     def recent_fps(self) -> float:
-        times = self.frame_times
-        if len(times) < 2 or time.monotonic() - times[-1] > RECONNECTING_AFTER:
+        """Results a second over the last 3 seconds."""
+        now = time.monotonic()
+        with self.hub.lock:
+            times = [t for t in self.frame_times if t >= now - 3.0]
+        if len(times) < 2 or now - times[-1] > RECONNECTING_AFTER:
             return 0.0
         return (len(times) - 1) / (times[-1] - times[0]) if times[-1] > times[0] else 0.0
 
