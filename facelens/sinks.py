@@ -22,11 +22,12 @@ from .db import Database, event_to_dict, person_to_dict
 from .errors import FacelensError
 from .files import OUTPUT_MARKER, make_parent, write_atomically
 from .types import FrameResult
+from .video import SUFFIXES as VIDEO_SUFFIXES
+from .video import VideoWriter
 
 __all__ = ["DatabaseSink", "ImageSink", "JsonlSink", "Sink", "VideoSink", "WindowSink", "has_gui", "write_atomically"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
 class Sink(Protocol):
@@ -93,42 +94,35 @@ class JsonlSink:
 
 
 class VideoSink:
-    """Annotated frames into a video file (.mp4, .avi, .mkv, .mov); opened on the first frame."""
+    """Annotated frames into a video file (.mp4, .m4v, .mov, .mkv, .avi; see `facelens.video`), opened
+    on the first frame. A stream that changes resolution is scaled to its first size."""
 
     needs_picture = True
 
     def __init__(self, path: str | os.PathLike[str], fps: float | None) -> None:
         self.path = Path(path)
         self.check(self.path)
-        self.fourcc = _FOURCC[self.path.suffix.lower()]
         self.fps = fps if fps and 0 < fps < 1000 else 25.0
-        self.size: tuple[int, int] | None = None
-        self._writer: cv2.VideoWriter | None = None
+        self._writer: VideoWriter | None = None
         make_parent(self.path)
 
     @staticmethod
     def check(path: Path) -> None:
         """Raise if `path` is no video file name facelens can write."""
-        if path.suffix.lower() not in _FOURCC:
-            raise FacelensError(f"{path}: video output must end in one of {', '.join(_FOURCC)}")
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise FacelensError(f"{path}: video output must end in one of {', '.join(VIDEO_SUFFIXES)}")
 
     def write(self, result: FrameResult, picture: np.ndarray | None) -> None:
         if result.end:
             return
         assert picture is not None
         if self._writer is None:
-            self.size = (picture.shape[1], picture.shape[0])
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, self.size)
-            if not self._writer.isOpened():
-                raise FacelensError(f"{self.path}: cannot open for writing video")
-        if (picture.shape[1], picture.shape[0]) != self.size:
-            # A stream may change resolution; the file keeps its first size.
-            picture = cv2.resize(picture, self.size, interpolation=cv2.INTER_AREA)
+            self._writer = VideoWriter(self.path, self.fps, (picture.shape[1], picture.shape[0]))
         self._writer.write(picture)
 
     def close(self) -> None:
         if self._writer is not None:
-            self._writer.release()
+            self._writer.close()
 
 
 class ImageSink:
