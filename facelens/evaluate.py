@@ -102,9 +102,9 @@ CURVE_CONFIDENCE = 0.02
 SIZE_RANGES: tuple[tuple[str, float, float], ...] = (("<32", 0.0, 32.0), ("32-64", 32.0, 64.0), (">=64", 64.0, math.inf))
 """(name, low, high) of face heights in pixels, low <= h < high."""
 ADULT = (18.0, 75.0)
+"""True ages the omz age-gender model is made for (inclusive)."""
 MINOR_AGE = 18.0
 """Under this age a person is a minor (`facelens.types.Fused.minor`)."""
-"""True ages the age-gender model is made for (inclusive)."""
 BOOTSTRAP_RESAMPLES = 1000
 LEVEL = 0.95
 CURVE_POINTS = 200

@@ -317,7 +317,11 @@ def test_utkface_crop_and_full(tmp_path: Path) -> None:
     assert crop["command"] == f"facelens eval {UTK} --mode crop --out {tmp_path / 'crop'} --limit 60 --seed 1"
     assert (crop["mode"], crop["items"], crop["evaluated"], crop["skipped"]["count"]) == ("crop", 60, 60, 0)
     figures = crop["figures"]
-    assert set(figures) == {"age_mae", "age_mae_18_75", "age_bias", "age_bucket_accuracy", "gender_accuracy", "gender_accuracy_18_75"}
+    # Children are among the 60, so under-18 MAE and the recall of `minor` are there; its precision only if some face read under 18.
+    always = {"age_mae", "age_mae_18_75", "age_mae_under_18", "minor_recall", "age_bias", "age_bucket_accuracy", "gender_accuracy", "gender_accuracy_18_75"}
+    assert always <= set(figures) <= always | {"minor_precision"}
+    children = figures["age_mae"]["by_age_bucket"]["child"]["n"]
+    assert children <= figures["age_mae_under_18"]["n"] == figures["minor_recall"]["n"] < 60
     assert figures["gender_accuracy_18_75"]["value"] > 0.85
     assert figures["gender_accuracy"]["value"] > 0.7
     assert 3 < figures["age_mae_18_75"]["value"] < 12 and 5 < figures["age_mae"]["value"] < 20

@@ -308,10 +308,12 @@ def test_status_says_where_each_file_is(server, empty_models, cache):
     assert [f for f, _ in everything] == list(m.catalog())
     assert all(path == MODELS_DIR / f.path for f, path in everything)
 
+    # Outside the folder and the cache, only the files an installed package carries are there.
     store = m.ModelStore(models_dir=empty_models, cache_dir=cache, mirror=server.url)
-    assert all(path is None for _, path in store.status())
+    assert all(path == (m.packaged_path(f) if f.package else None) for f, path in store.status())
+    assert {f.model for f, path in store.status() if path is not None} == {"dlib-cc0-age-v1", "dlib-cc0-gender-v1"}
     store.fetch(DETECTOR)
-    found = {f.path: path for f, path in store.status() if path is not None}
+    found = {f.path: path for f, path in store.status() if path is not None and f.package is None}
     assert found == {f.path: cache / f.path for f in m.model_files(DETECTOR)}
 
 
@@ -350,7 +352,7 @@ def test_server_vanishing_mid_download(server, empty_models, cache):
     server.behaviour.clear()
     _, bin_ = store.fetch(AGE_GENDER)
     assert sha384(bin_.read_bytes()) == bin_file.sha384
-    assert all(r.ok for r in store.verify()) and len(store.verify()) == 2
+    assert all(r.ok for r in store.verify()) and len([r for r in store.verify() if r.file.package is None]) == 2
     assert server.requests[-1] == f"/{bin_file.path}"  # the valid xml was not fetched twice
     assert server.requests.count(f"/{xml_file.path}") == 1
 
@@ -445,6 +447,7 @@ def test_offline_error_says_where_it_looked_and_what_to_do(empty_models, cache):
 def test_offline_command_is_one_line_naming_the_cache(cache, monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
+    from facelens.attribute_models import DEFAULT_FAMILY
     from facelens.cli import app
 
     from conftest import DATA
@@ -467,6 +470,7 @@ def test_offline_command_is_one_line_naming_the_cache(cache, monkeypatch, tmp_pa
 def test_models_dir_must_be_an_existing_folder(tmp_path, cache, monkeypatch):
     from typer.testing import CliRunner
 
+    from facelens.attribute_models import DEFAULT_FAMILY
     from facelens.cli import app
 
     from conftest import DATA
@@ -558,7 +562,11 @@ def test_verify_reports_good_and_bad_copies(server, tmp_path, cache):
     corrupted = flip(det_bin.read_bytes())
     det_bin.write_bytes(corrupted)
     ag_xml, ag_bin = copy_model(AGE_GENDER, cache)
-    results = {r.path: r for r in m.ModelStore(models_dir=models_dir, cache_dir=cache).verify()}
+    everything = m.ModelStore(models_dir=models_dir, cache_dir=cache).verify()
+    # The installed package's own copies are checked too.
+    packaged = {r.path: r for r in everything if r.file.package is not None}
+    assert set(packaged) == {m.packaged_path(f) for f in m.catalog() if f.package} and all(r.ok for r in packaged.values())
+    results = {r.path: r for r in everything if r.file.package is None}
     assert set(results) == {det_xml, det_bin, ag_xml, ag_bin}
     assert {p for p, r in results.items() if not r.ok} == {det_bin}
     assert results[det_bin].actual_sha384 == sha384(corrupted) != results[det_bin].file.sha384
@@ -588,6 +596,7 @@ def test_verified_files_are_not_hashed_again(tmp_path, cache):
 def test_command_fetches_into_the_cache_then_analyzes_offline_and_catches_corruption(server, cache, monkeypatch):
     from typer.testing import CliRunner
 
+    from facelens.attribute_models import DEFAULT_FAMILY
     from facelens.cli import app
 
     from conftest import DATA
@@ -600,13 +609,16 @@ def test_command_fetches_into_the_cache_then_analyzes_offline_and_catches_corrup
 
     fetched = runner.invoke(app, ["models", "fetch"])
     assert fetched.exit_code == 0, fetched.output
-    assert len(server.requests) == 8 and len(files_under(cache)) == 8  # xml + bin of the 4 default models
+    # xml + bin of the detector, landmark, emotion and head-pose networks, and of omz's age-gender
+    # network when omz is the default family (cc0's files come with its package, never downloaded).
+    downloaded = 2 * (4 + (DEFAULT_FAMILY == "omz"))
+    assert len(server.requests) == downloaded and len(files_under(cache)) == downloaded
     monkeypatch.setenv("FACELENS_MODELS_URL", "http://127.0.0.1:9/")  # nothing may be downloaded from now on
     analyzed = runner.invoke(app, ["analyze", str(photo), "--jsonl", "-"])
     assert analyzed.exit_code == 0, analyzed.output
-    assert '"gender"' in analyzed.stdout and len(server.requests) == 8
+    assert '"gender"' in analyzed.stdout and len(server.requests) == downloaded
 
-    weights = next(p for p in files_under(cache) if p.name == "age-gender-recognition-retail-0013.bin")
+    weights = next(p for p in files_under(cache) if p.name == "emotions-recognition-retail-0003.bin")
     good = weights.read_bytes()
     weights.write_bytes(flip(good))
     verified = runner.invoke(app, ["models", "verify"])
