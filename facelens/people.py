@@ -183,7 +183,7 @@ class People:
             everyone = tuple(range(len(kept)))
             return Plan(frame, kept, (None,) * len(kept), (None,) * len(kept), everyone, everyone, everyone, tracked=False)
 
-        ids = self.tracker.update(detections, timestamp)
+        ids = self.tracker.update(detections, timestamp, frame.image)
         kept_ids: list[int | None] = []
         kept: list[Detection] = []
         for detection, track_id in zip(detections, ids):

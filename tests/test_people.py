@@ -4,6 +4,7 @@ a real run rendered in Chromium."""
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import subprocess
@@ -23,10 +24,12 @@ from facelens.db import Database, read_jsonl_people
 from facelens.fuse import UNKNOWN
 from facelens.people import People, PeopleConfig
 from facelens.report import CHART_NAMES
+from facelens.types import PersonRecord
 
 from conftest import DATA, VIDEOS
 from test_report import Page, run_chromium
 
+BY_EYE = Path(__file__).parent / "data" / "people_by_eye.csv"
 WALKING = VIDEOS / "face-demographics-walking.gif"
 SPEAKER = VIDEOS / "speaker-360p.mp4"
 STREET = VIDEOS / "street-720p.mp4"
@@ -69,7 +72,7 @@ def test_two_people_walking_keep_their_ids(analyzer: Analyzer) -> None:
 
 
 def test_budget_spares_the_networks_and_labels_end_the_same(analyzer: Analyzer) -> None:
-    """speaker-360p: cuts between shots, the longest a speaker facing the camera for 6 s. Once
+    """speaker-360p: cuts between shots, the longest a speaker facing the camera for 4.2 s. Once
     settled, a person's age-gender network is rarely needed."""
     budget = analyzer.pipeline()
     results = [r for r in budget.run([_open(SPEAKER)]) if not r.end]
@@ -78,7 +81,7 @@ def test_budget_spares_the_networks_and_labels_end_the_same(analyzer: Analyzer) 
     work, all_work = budget.people_stats(), every.people_stats()
     assert all_work.faces == all_work.age_gender == all_work.emotion == all_work.head_pose > 250
     assert work.faces == all_work.faces and work.people == all_work.people
-    assert work.age_gender < 0.25 * work.faces and work.emotion < 0.4 * work.faces and work.head_pose < 0.5 * work.faces
+    assert work.age_gender < 0.3 * work.faces and work.emotion < 0.4 * work.faces and work.head_pose < 0.5 * work.faces
     # Faces the budget skipped carry no age of their own but the fused one.
     skipped = [f for r in results for f in r.faces if f.track_id is not None and f.age is None]
     assert len(skipped) > 120 and all(f.person is not None for f in skipped)
@@ -91,22 +94,61 @@ def test_budget_spares_the_networks_and_labels_end_the_same(analyzer: Analyzer) 
         return max(tracks.values(), key=len)
 
     budget_labels, every_labels = shown(results), shown(reference)
-    assert len(budget_labels) == len(every_labels) > 180
+    assert len(budget_labels) == len(every_labels) > 120  # the close-up, frames 84-210
     assert budget_labels[-1] == every_labels[-1] and UNKNOWN not in budget_labels[-1]
     changes = lambda labels: sum(a != b for a, b in zip(labels, labels[1:]))  # noqa: E731
     assert changes(budget_labels) <= changes(every_labels) + 1 <= 4
 
 
 def test_attention_follows_head_pose(analyzer: Analyzer) -> None:
-    """The speaker of the longest shot (6.4 s) faces the camera until about 7 s into the clip (frame
-    ~200, by eye), then turns to his right (yaw -40 to -50 degrees) for the rest."""
+    """speaker-360p.mp4: the speaker's close-up (frames 84-210, 4.2 s) mostly faces the camera, now and
+    then turning to his right (by eye); then, after a cut, four people of the audience watch the stage,
+    heads turned 30-50 degrees or tilted up: the speaker's attention is most of his dwell, theirs none
+    or little. (Until the tracker saw the cut, the speaker's track went on with a man of the audience,
+    and this test read that man's turned head as the speaker's.)"""
     results = run(analyzer, SPEAKER)
     final = {p.track_id: p for r in results for p in r.people}
     main = max(final.values(), key=lambda p: p.frames)
     poses = {r.index: f.pose for r in results for f in r.faces if f.track_id == main.track_id and f.pose is not None}
-    near = lambda index: poses[min(poses, key=lambda i: abs(i - index))]  # noqa: E731 (read 5 times a second)
-    assert abs(near(150).yaw) < 15 and near(240).yaw < -30
-    assert main.dwell_seconds > 6 and 0.35 * main.dwell_seconds < main.attention_seconds < 0.75 * main.dwell_seconds, main
+    assert 84 <= min(poses) and max(poses) <= 210
+    assert sum(pose.facing() for pose in poses.values()) > 0.5 * len(poses)
+    assert 3.5 < main.dwell_seconds < 4.5 and 0.5 * main.dwell_seconds < main.attention_seconds < 0.95 * main.dwell_seconds, main
+    audience = [p for p in final.values() if p.first_seen > 7.0]
+    assert len(audience) >= 3 and all(p.dwell_seconds > 1.5 for p in audience)
+    assert all(p.attention_seconds < 0.2 * p.dwell_seconds for p in audience), audience
+
+
+def test_people_counted_are_within_a_quarter_of_the_count_by_eye() -> None:
+    """Every shared video: the people counted (`PersonRecord.counted`) are within 25% of the people
+    we counted by eye (tests/data/people_by_eye.csv, with how and how sure). Counting needs only
+    faces and tracks, so the attribute networks stay off: the tracks are the default pipeline's, as
+    the attribute budget never changes a track. Before the tracker followed the camera, the street
+    clip had 19 people of 69 records for 30 by eye."""
+    with BY_EYE.open(newline="") as f:
+        by_eye = {row["video"]: int(row["people_by_eye"]) for row in csv.DictReader(f)}
+    assert set(by_eye) == {path.name for path in VIDEOS.iterdir()}  # a new shared video needs counting too
+    analyzer = Analyzer(age_gender=False, emotion=False, head_pose=False)
+    counted = {}
+    for name, expected in by_eye.items():
+        records = {p.track_id: p for r in analyzer.stream(VIDEOS / name) for p in r.people}
+        counted[name] = sum(p.counted for p in records.values())
+        print(f"{name}: {counted[name]} people and {len(records) - counted[name]} fragments, {expected} by eye")
+    for name, expected in by_eye.items():
+        assert 0.75 * expected <= counted[name] <= 1.25 * expected, (name, counted[name], expected)
+
+
+def test_a_person_is_seen_long_enough_and_often_enough() -> None:
+    def record(frames: int, dwell: float | None) -> PersonRecord:
+        return PersonRecord(
+            source="v.mp4", track_id=1, first_seen=None if dwell is None else 0.0, last_seen=dwell, dwell_seconds=dwell,
+            attention_seconds=None, frames=frames, age=None, age_uncertainty=None, age_bucket=UNKNOWN, minor=None,
+            gender=UNKNOWN, gender_confidence=None, emotion=UNKNOWN, emotion_probabilities=None,
+        )
+
+    assert record(5, 0.8).counted and record(200, 30.0).counted
+    assert not record(4, 3.0).counted  # a few frames over seconds: a glimpse, a false detection
+    assert not record(19, 0.63).counted  # a whole shot of 0.63 s (speaker-360p.mp4's first)
+    assert record(1, None).counted  # still images have no dwell: every face counts
 
 
 def test_still_images_are_faces_not_people(analyzer: Analyzer) -> None:

@@ -6,10 +6,12 @@ import itertools
 import random
 from collections import defaultdict
 
+import cv2
+import numpy as np
 import pytest
 
 from facelens import Analyzer, Box, Detection, open_source
-from facelens.track import Track, Tracker, TrackerConfig, _iou
+from facelens.track import CameraMotion, Track, Tracker, TrackerConfig, _iou
 
 from conftest import VIDEOS
 
@@ -123,11 +125,38 @@ def test_weak_detections_extend_tracks_but_never_start_one() -> None:
         assert tracker.update([face(100 + 4 * (i - 10), 200, confidence=0.3)], i / FPS) == [1]
     assert tracker.active[0].misses == 0 and tracker.active[0].hits == 20
     # Detections below `low` are ignored altogether: the track coasts.
-    assert tracker.update([face(100 + 4 * 20, 200, confidence=0.1)], 30 / FPS) == [None]
+    assert tracker.update([face(100 + 4 * 20, 200, confidence=0.05)], 30 / FPS) == [None]
     assert tracker.active[0].misses == 1
-    # A coasting track is not picked up by a weak detection, however well placed, only by a strong one.
-    assert tracker.update([face(100 + 4 * 21, 200, confidence=0.3)], 31 / FPS) == [None]
-    assert tracker.update([face(100 + 4 * 22, 200, confidence=0.6)], 32 / FPS) == [1]
+    # A track missed for a moment is picked up by a weak detection too.
+    assert tracker.update([face(100 + 4 * 21, 200, confidence=0.3)], 31 / FPS) == [1]
+
+
+def test_weak_detections_take_up_a_track_missed_briefly_not_one_missed_longer() -> None:
+    """A face lost for up to `weak_misses` frames comes back weak as often as strong; after longer,
+    the prediction may have drifted onto something else, so only a confident detection may take it."""
+    config = TrackerConfig(confirm_hits=2, weak_misses=5)
+    for missed, expected in ((1, 1), (5, 1), (6, None), (20, None)):
+        tracker = Tracker(config)
+        for i in range(10):
+            tracker.update([face(100 + 4 * i, 200)], i / FPS)
+        for i in range(10, 10 + missed):
+            tracker.update([], i / FPS)
+        i = 10 + missed
+        assert tracker.update([face(100 + 4 * i, 200, confidence=0.3)], i / FPS) == [expected], missed
+        assert tracker.update([face(100 + 4 * (i + 1), 200, confidence=0.6)], (i + 1) / FPS) == [1], missed
+
+
+def test_a_face_found_twice_is_one_person() -> None:
+    """The detector sometimes finds a large profile twice, a tight box and a looser one: the second
+    box starts no track, while a neighbour's face, touching but not overlapping, does."""
+    tracker = Tracker(TWO_HITS)
+    tracker.update([face(300, 200, size=200)], 0.0)
+    for i in range(1, 10):
+        twice = Detection(Box(230, 110, 350, 280), 0.8)  # inside the tracked face's box
+        neighbour = face(520, 200, size=200)  # its box starts where the tracked one ends
+        ids = tracker.update([face(300, 200, size=200), twice, neighbour], i / FPS)
+        assert ids[:2] == [1, None]
+    assert ids[2] == 2 and [t.id for t in tracker.active] == [1, 2]
 
 
 def test_a_weak_detection_confirms_a_track_that_a_strong_one_started() -> None:
@@ -216,11 +245,66 @@ def test_finish_ends_everything_and_the_next_run_starts_fresh() -> None:
     assert tracker.update([face(100, 200)], 0.0) == [3]
 
 
+def _canvas(seed: int, width: int = 2400, height: int = 800) -> np.ndarray:
+    """A textured scene (blurred noise: corners everywhere) for a camera to look at."""
+    noise = np.random.default_rng(seed).integers(0, 256, (height, width), dtype=np.uint8)
+    return cv2.cvtColor(cv2.GaussianBlur(noise, (0, 0), 3), cv2.COLOR_GRAY2BGR)
+
+
+def test_camera_motion_is_measured_from_the_picture() -> None:
+    scene = _canvas(1)
+    camera = CameraMotion()
+    assert camera.update(scene[:720, 100:1380]) is None  # nothing to compare with yet
+    motion = camera.update(scene[10:730, 117:1397])  # the camera moved 17 px right and 10 px down
+    assert motion is not None and camera.agreement > 0.5
+    assert np.allclose(motion[:, :2], np.eye(2), atol=0.01)
+    assert np.allclose(motion[:, 2], [-17, -10], atol=1.0)  # so the picture moved left and up
+    # A scene cut: nothing moves together.
+    camera.update(_canvas(2)[:720, :1280])
+    assert camera.agreement is not None and camera.agreement < TrackerConfig().cut
+
+
+def test_a_panning_camera_keeps_a_missed_face_its_id() -> None:
+    """A handheld camera pans right at 12 px a frame past a standing person, then stops; the face is
+    missed for 8 frames just then (turned away). Following the camera, the track waits where the face
+    is; from the boxes alone, it keeps moving left with the pan and loses the face."""
+    scene = _canvas(3)
+
+    def run(with_frames: bool) -> list[int | None]:
+        tracker = Tracker(TWO_HITS)
+        ids = []
+        for i in range(30):
+            x = 12 * min(i, 12)  # the camera's position: panning until frame 12, then still
+            seen = not 12 <= i < 20
+            detections = [face(900 - x, 400)] if seen else []
+            result = tracker.update(detections, i / FPS, scene[:720, x : x + 1280] if with_frames else None)
+            ids += result
+        return ids
+
+    assert set(run(True)) == {1}
+    assert set(run(False)) - {None} == {1, 2}
+
+
+def test_a_scene_cut_ends_every_track() -> None:
+    """After a cut, a face where another was is a new person, not the old one's continuation."""
+    before, after = _canvas(4)[:720, :1280], _canvas(5)[:720, :1280]
+    tracker = Tracker(TWO_HITS)
+    for i in range(10):
+        assert tracker.update([face(400, 300)], i / FPS, before) == [1]
+    assert tracker.update([face(402, 300)], 10 / FPS, after) == [None]  # the first frame of the new shot
+    assert [t.id for t in tracker.pop_ended()] == [1]
+    assert tracker.update([face(404, 300)], 11 / FPS, after) == [2]
+
+
 def test_config_is_checked() -> None:
     with pytest.raises(ValueError):
         TrackerConfig(high=0.3, low=0.5)
     with pytest.raises(ValueError):
         TrackerConfig(confirm_hits=0)
+    with pytest.raises(ValueError):
+        TrackerConfig(weak_misses=-1)
+    with pytest.raises(ValueError):
+        TrackerConfig(duplicate=0.0)
 
 
 # --- The real detector on real videos --------------------------------------------------------------
@@ -228,18 +312,24 @@ def test_config_is_checked() -> None:
 
 @pytest.fixture(scope="module")
 def analyzer() -> Analyzer:
-    return Analyzer(age_gender=False, emotion=False, confidence=0.2)
+    return Analyzer(age_gender=False, emotion=False, confidence=TrackerConfig().low)
 
 
 def _track(analyzer: Analyzer, name: str, frames: int | None = None) -> tuple[int, dict[int, dict[int, Box]]]:
-    """Run detector and tracker over a video: (frames read, {track id: {frame: detection box}})."""
+    """Run detector and tracker over a video, frames given as `People` gives them: (frames read,
+    {track id: {frame: detection box}}), the boxes moved into the last frame's pixels."""
     tracker = Tracker()
+    camera = CameraMotion()  # the same measure as the tracker's, to tell a face's steps from the camera's
     boxes: dict[int, dict[int, Box]] = defaultdict(dict)
     count = 0
     with open_source(VIDEOS / name) as source:
         for frame in itertools.islice(source, frames):
             detections = analyzer.detect(frame.image)
-            ids = tracker.update(detections, frame.timestamp)
+            ids = tracker.update(detections, frame.timestamp, frame.image)
+            motion = camera.update(frame.image)
+            if motion is not None:
+                for track in boxes.values():
+                    track.update((i, _moved(box, motion)) for i, box in track.items())
             for detection, track_id in zip(detections, ids, strict=True):
                 if track_id is not None:
                     boxes[track_id][frame.index] = detection.box
@@ -248,8 +338,14 @@ def _track(analyzer: Analyzer, name: str, frames: int | None = None) -> tuple[in
     return count, dict(boxes)
 
 
+def _moved(box: Box, motion: np.ndarray) -> Box:
+    corners = np.array([[box.x1, box.y1, 1.0], [box.x2, box.y2, 1.0]]) @ motion.T
+    return Box(*corners[0], *corners[1])
+
+
 def _steps(boxes: dict[int, dict[int, Box]]) -> list[tuple[float, int, int]]:
-    """(IoU, track id, frame) of a track's boxes in every two consecutive frames where it was matched."""
+    """(IoU, track id, frame) of a track's boxes in every two consecutive frames where it was matched,
+    both in the last frame's pixels: how far the face moved, not the camera."""
     return [
         (iou(frames[i], frames[i + 1]), track_id, i)
         for track_id, frames in boxes.items()
@@ -281,18 +377,37 @@ def test_walking_people_are_tracked_without_switches(analyzer: Analyzer) -> None
 
 
 def test_street_crowd_keeps_the_busker_and_does_not_jump(analyzer: Analyzer) -> None:
-    """A handheld camera follows a busker along a crowded pavement: the crowd slides across the frame
-    at up to 35 px a frame, faces come and go, the detector hesitates."""
-    count, boxes = _track(analyzer, "street-720p.mp4", 250)
-    _report("street-720p.mp4", count, boxes, "about 22")
-    assert count == 250
-    # The busker's face is found in every frame: it keeps one id throughout.
-    assert any(len(frames) == count for frames in boxes.values())
+    """A handheld camera follows a busker along a crowded pavement for 19 s: the crowd slides across
+    the frame at up to 35 px a frame, faces come and go, the detector hesitates, the camera whips
+    round (frame 378)."""
+    count, boxes = _track(analyzer, "street-720p.mp4")
+    _report("street-720p.mp4", count, boxes, "about 30")
+    assert count == 477
+    # The busker's face is found in nearly every frame: it keeps one id throughout (from the boxes
+    # alone, his track ended at frame 265 and a bystander's took his face).
+    busker = max(boxes.values(), key=len)
+    assert min(busker) == 0 and max(busker) == 476 and len(busker) > 460
+    # With the camera's motion taken out, a face hardly moves from one frame to the next, while a
+    # jump to a neighbour's face does not overlap at all (the raw boxes overlap by less than 0.1
+    # eleven times, all while the camera whips round).
     steps = _steps(boxes)
-    assert len(steps) > 500
-    # The fast pan moves some faces by more than half their width from one frame to the next, so a
-    # few true steps overlap less than 0.3 (0.16 at worst); a jump to a neighbour overlaps far less.
+    assert len(steps) > 1500
     assert sum(step[0] > 0.3 for step in steps) >= 0.97 * len(steps)
     assert min(step[0] for step in steps) > 0.1
-    # A bound on fragments and false tracks: 41 ids today, for about 22 people who show their face.
-    assert len(boxes) <= 50
+    # A bound on fragments and false tracks, for about 30 people who show their face: 53 ids today,
+    # 69 from the boxes alone (a face missed for a few frames while the camera turned came back new).
+    assert len(boxes) <= 62
+
+
+def test_no_track_runs_across_a_scene_cut(analyzer: Analyzer) -> None:
+    """speaker-360p.mp4 has four shots, cut before frames 20, 82 and 211 (by eye). The speaker's
+    close-up and the audience shot after it put faces in the same places: without seeing the cut,
+    the speaker's track went on with the face of a man in the audience."""
+    count, boxes = _track(analyzer, "speaker-360p.mp4")
+    _report("speaker-360p.mp4", count, boxes, "6")
+    assert count == 275
+    for track_id, frames in boxes.items():
+        assert all(max(frames) < cut or min(frames) >= cut for cut in (20, 82, 211)), (track_id, min(frames), max(frames))
+    # The audience shot: four faces, each its own track for most of its 64 frames.
+    audience = [frames for frames in boxes.values() if min(frames) >= 211 and len(frames) > 40]
+    assert len(audience) >= 3
