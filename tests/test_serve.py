@@ -441,9 +441,10 @@ def test_page_in_chromium_shows_live_frames_figures_and_events(server: Served) -
             # Counters move, and enter/exit events arrive without a reload.
             frames = lambda: int(page.inner_text(".source [data-counter=frames] b"))
             before = frames()
-            events_before = page.eval_on_selector_all("#events li", "items => items.length")
+            newest = lambda: page.evaluate("() => { const li = document.querySelector('#events li'); return li ? parseInt(li.dataset.id) : 0; }")
+            events_before = newest()
             page.wait_for_function(f"() => parseInt(document.querySelector('.source [data-counter=frames] b').textContent) > {before + 20}", timeout=30_000)
-            page.wait_for_function(f"() => document.querySelectorAll('#events li').length > {events_before}", timeout=60_000)
+            page.wait_for_function(f"() => {{ const li = document.querySelector('#events li'); return li && parseInt(li.dataset.id) > {events_before}; }}", timeout=60_000)
             assert re.fullmatch(r"\d+", page.inner_text("#in-view"))
             assert page.inner_text("#gender .bar.male .n").isdigit()
             page.wait_for_function("() => parseInt(document.querySelector('#entered').textContent) > 0", timeout=30_000)

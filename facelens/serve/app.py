@@ -274,7 +274,7 @@ def create_app(hub: Hub, metrics: Metrics, options: ServerOptions) -> FastAPI:
     async def frame(id: int) -> Response:
         """The source's latest frame, annotated, as JPEG."""
         source = _live(id)
-        got = await anyio.to_thread.run_sync(source.jpeg)
+        got = await asyncio.wrap_future(hub.views.submit(source.jpeg))
         if got is None:
             raise HTTPException(404, f"source {id}: no frame yet")
         return Response(got[1], media_type="image/jpeg", headers={"Cache-Control": "no-store"})
@@ -290,7 +290,7 @@ def create_app(hub: Hub, metrics: Metrics, options: ServerOptions) -> FastAPI:
                 shown = 0
                 while not hub.closing.is_set() and hub.sources.get(id) is source:
                     if source.sequence != shown:
-                        got = await anyio.to_thread.run_sync(source.jpeg)
+                        got = await asyncio.wrap_future(hub.views.submit(source.jpeg))
                         if got is not None:
                             shown = got[0]
                             yield b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(got[1]), got[1])

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import statistics
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -303,6 +305,9 @@ class Hub:
         self.closing = threading.Event()
         self.started = time.time()
         self._ids = itertools.count(1)
+        self.views = ThreadPoolExecutor(2, thread_name_prefix="facelens-view", initializer=_background)
+        """Where live-view JPEGs are made: threads of lower priority, so that viewers take only the
+        CPU time analysis leaves (on a busy machine the views slow down, not the analysis)."""
 
     def add(self, spec: str) -> LiveSource:
         """Start a source (opened on its own thread: a stream may take a while)."""
@@ -336,6 +341,7 @@ class Hub:
         deadline = time.monotonic() + wait
         for source in sources:
             source.thread.join(max(0.0, deadline - time.monotonic()))
+        self.views.shutdown(wait=False, cancel_futures=True)
 
     def _add_event(self, source: LiveSource, event: Event) -> None:
         self.event_count += 1
@@ -372,6 +378,14 @@ class Hub:
             "dwell_median_seconds": round(statistics.median(dwells), 1) if dwells and len(dwells) >= k else None,
             "dwell_people": self.shown(len(dwells)),
         }
+
+
+def _background() -> None:
+    """Lower the calling thread's priority (Linux nice values are per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the views simply compete
+        pass
 
 
 def split(labels: Iterable[str], known: Iterable[str], k: int) -> dict[str, int | None]:

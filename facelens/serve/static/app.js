@@ -96,7 +96,7 @@ function sources(list) {
 function addEvent(event, live) {
   const list = $("#events");
   const time = new Date(event.wall_time * 1000);
-  const item = el("li", { class: event.kind },
+  const item = el("li", { class: event.kind, "data-id": String(event.id) },
     el("span", { class: "kind" }, event.kind === "enter" ? "in" : "out"),
     el("span", { class: "where" }, `#${event.track_id} · ${event.source}`),
     el("time", { datetime: time.toISOString() }, time.toLocaleTimeString()));
