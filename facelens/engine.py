@@ -28,6 +28,7 @@ from .detect import Detector, PendingDetections
 from .people import People, PeopleConfig, PeopleStats, Plan
 from .runtime import InferenceError
 from .sources import Source
+from .stages import Stages
 from .types import Attributes, Detection, Face, Frame, FrameResult
 
 log = logging.getLogger("facelens")
@@ -197,6 +198,7 @@ class Engine:
     ) -> None:
         self.detector = detector
         self.attributes = attributes
+        self.stages = Stages(detector, attributes)
         self.people = people
         self.depth = depth
         self.timeout = timeout
@@ -287,7 +289,7 @@ class Engine:
         started = time.perf_counter()
         try:
             threshold = feed.people.detector_threshold if feed.people else None
-            job.pending_detections = self.detector.submit(frame.image, threshold)
+            job.pending_detections = self.stages.detect(frame, threshold)
         except InferenceError as error:
             job.error = str(error)
         self.stats.detect_submit += time.perf_counter() - started
@@ -313,12 +315,12 @@ class Engine:
                 started = time.perf_counter()
                 people = job.feed.people
                 if people is None:
-                    job.pending_attributes = self.attributes.submit(job.frame.image, [d.box for d in job.detections])
+                    job.pending_attributes = self.stages.describe(job.frame, job.detections)
                 else:
                     job.plan = plan = people.plan(job.frame, job.detections)
-                    job.pending_attributes = self.attributes.submit(
-                        job.frame.image,
-                        [d.box for d in plan.detections],
+                    job.pending_attributes = self.stages.describe(
+                        job.frame,
+                        plan.detections,
                         age_gender=plan.age_gender,
                         emotion=plan.emotion,
                         head_pose=plan.head_pose,

@@ -163,6 +163,10 @@ def open_source(spec: str | int | os.PathLike[str], *, reconnect: Reconnect | No
             return CameraSource(int(name), reconnect=reconnect)
         if name.lower().startswith(STREAM_SCHEMES):
             return StreamSource(name, reconnect=reconnect)
+        if (name == "oak" or name.startswith(("oak:", "oak?"))) and not os.path.exists(name):
+            from .oak.source import OakSource  # depthai is optional
+
+            return OakSource(name, models=Path(os.environ["FACELENS_OAK_MODELS"]) if os.environ.get("FACELENS_OAK_MODELS") else None)
     if os.path.isdir(name):
         return _open_folder(name)
     if os.path.exists(name):

@@ -238,6 +238,22 @@ class Frame:
     """Name of the source: a file path, camera index or stream URL."""
     note: str | None = None
     """A remark about this frame, e.g. a reconnection gap before it or a resolution change."""
+    found: Found | None = None
+    """Faces found before the frame reached facelens (a camera that detects on board), else None:
+    the engine then takes these instead of running its own detector (see `facelens.stages`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What a device found in a frame: its detections and, for each, the attributes it estimated
+    (None where it estimated none, e.g. when its recognition of that frame was lost)."""
+
+    detections: tuple[Detection, ...]
+    attributes: tuple[Attributes, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.attributes is not None and len(self.attributes) != len(self.detections):
+            raise ValueError(f"{len(self.detections)} detections but {len(self.attributes)} attributes")
 
 
 @dataclass(frozen=True, slots=True)
