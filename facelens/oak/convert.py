@@ -22,7 +22,7 @@ FACE_LABEL = 1
 
 def crop_rect(xmin, ymin, xmax, ymax, width, height, scale=1.2):
     """The pixel rectangle (x, y, w, h) to cut for a detection in normalized coordinates, always
-    inside a `width` x `height` frame and at least 2 pixels a side.
+    inside a `width` x `height` frame and at least 16 pixels a side (or the frame's).
 
     The box is squared and enlarged by `scale` around its center like facelens' host crops; where
     that reaches past a border the square is moved back inside (an ImageManip crop outside the frame
@@ -32,8 +32,8 @@ def crop_rect(xmin, ymin, xmax, ymax, width, height, scale=1.2):
     cx = (xmin + xmax) / 2.0 * width
     cy = (ymin + ymax) / 2.0 * height
     side = max((xmax - xmin) * width, (ymax - ymin) * height, 1.0) * scale
-    w = min(max(side, 2.0), float(width))
-    h = min(max(side, 2.0), float(height))
+    w = min(max(side, 16.0), float(width))
+    h = min(max(side, 16.0), float(height))
     x = min(max(cx - w / 2.0, 0.0), width - w)
     y = min(max(cy - h / 2.0, 0.0), height - h)
     xi, yi = int(x), int(y)
