@@ -140,8 +140,12 @@ def analyze(
     device: Annotated[str, typer.Option(help="OpenVINO device: CPU, GPU, NPU, AUTO, ...")] = "CPU",
     precision: Annotated[Optional[str], typer.Option(help="Model precision: FP16-INT8, FP16 or FP32 (default: best available).", show_default=False)] = None,
     models_dir: ModelsDir = None,
+    oak_mode: Annotated[Optional[str], typer.Option("--oak-mode", help="OAK cameras: device (faces and age-gender found on the camera; default) or camera (the host's networks).", show_default=False)] = None,
+    oak_models: Annotated[Optional[Path], typer.Option("--oak-models", envvar="FACELENS_OAK_MODELS", help="OAK cameras, device mode: folder of the device's model blobs (else the Luxonis model zoo).", show_default=False)] = None,
 ) -> None:
     """Analyze faces in SOURCES and write what was found."""
+    if oak_mode not in (None, "device", "camera"):
+        raise _fail(f"--oak-mode {oak_mode}: unknown; choose device or camera", 2)
     if detector not in DETECTORS:
         raise _fail(f"--detector {detector}: unknown; choose one of {', '.join(DETECTORS)}", 2)
     if age_gender_model not in FAMILIES:
@@ -158,7 +162,7 @@ def analyze(
             raise _fail(f"{option} {value}: with several sources the path needs {{name}} or {{index}}, e.g. out/{{name}}.mp4", 2)
     try:
         with ExitStack() as stack:
-            opened, unopened = _open_all(sources, Reconnect(retry_for=retry_for), stack)
+            opened, unopened = _open_all(sources, Reconnect(retry_for=retry_for), stack, oak_mode=oak_mode, oak_models=oak_models)
             plans = [_plan(i, source, output, jsonl, show) for i, source in enumerate(opened)]
             for option, paths in (("--output", [p.picture for p in plans]), ("--jsonl", [p.jsonl for p in plans])):
                 written = [path for path in paths if path not in (None, "-")]
@@ -257,15 +261,15 @@ class _Plan:
         return sinks
 
 
-def _open_all(specs: list[str], reconnect: Reconnect, stack: ExitStack) -> tuple[list[Source], list[str]]:
+def _open_all(specs: list[str], reconnect: Reconnect, stack: ExitStack, **options: object) -> tuple[list[Source], list[str]]:
     """Every source that opens, and why each other did not. All open at once, so that a camera still
     booting does not hold the others up. With a single source, one that cannot be opened is an error."""
-    results: list[Source | SourceError | None] = [None] * len(specs)
+    results: list[Source | BaseException | None] = [None] * len(specs)
 
     def opening(i: int) -> None:
         try:
-            results[i] = open_source(specs[i], reconnect=reconnect)
-        except SourceError as error:
+            results[i] = open_source(specs[i], reconnect=reconnect, **options)  # type: ignore[arg-type]
+        except BaseException as error:  # raised below, in the main thread
             results[i] = error
 
     threads = [threading.Thread(target=opening, args=(i,), daemon=True) for i in range(len(specs))]
@@ -274,7 +278,10 @@ def _open_all(specs: list[str], reconnect: Reconnect, stack: ExitStack) -> tuple
     for thread in threads:
         thread.join()
     opened = [stack.enter_context(r) for r in results if isinstance(r, Source)]
-    failed = [str(r) for r in results if isinstance(r, SourceError)]
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, FacelensError):
+            raise result
+    failed = [str(r) for r in results if isinstance(r, FacelensError)]
     if len(specs) == 1 and failed:
         raise FacelensError(failed[0])
     for reason in failed:
@@ -659,7 +666,7 @@ def serve(
     try:
         with ExitStack() as stack:
             database = stack.enter_context(Database(db)) if db is not None else None
-            analyzer = Analyzer(detector, device=device, confidence=confidence, min_face=min_face, age_gender=age_gender, emotion=emotion, calibrate_age=calibrate_age, precision=precision, store=ModelStore(models_dir), progress=True)
+            analyzer = Analyzer(detector, device=device, confidence=confidence, min_face=min_face, age_gender=age_gender, age_gender_model=age_gender_model, emotion=emotion, calibrate_age=calibrate_age, precision=precision, store=ModelStore(models_dir), progress=True)
             sock = stack.enter_context(server.server.listen(host, port))  # after the models and the database
             options = server.HubOptions(
                 people=PeopleConfig(every_frame=every_frame),
@@ -668,7 +675,7 @@ def serve(
                 blur=blur,
                 images=not no_images,
                 k=k,
-                run_options={"detector": detector, "confidence": confidence, "every_frame": every_frame, "serve": True},
+                run_options={"detector": detector, "confidence": confidence, "every_frame": every_frame, "age_gender_model": age_gender_model if age_gender else None, "serve": True},
             )
             http = server.ServerOptions(token=token, max_upload=max_upload, loopback=server.is_loopback(host), cors=tuple(cors or ()))
             signum = server.serve(sources or [], analyzer, database, options, http, sock, ready=lambda url: err.print(f"facelens serve: {url}", highlight=False, soft_wrap=True))

@@ -146,13 +146,23 @@ class Reconnect:
             raise ValueError(f"need 0 < first_delay <= max_delay, not {self.first_delay} and {self.max_delay}")
 
 
-def open_source(spec: str | int | os.PathLike[str], *, reconnect: Reconnect | None = None) -> Source:
+def open_source(
+    spec: str | int | os.PathLike[str],
+    *,
+    reconnect: Reconnect | None = None,
+    oak_mode: str | None = None,
+    oak_models: str | os.PathLike[str] | None = None,
+) -> Source:
     """Open what `spec` names: a camera index (int or digits), a stream URL, a folder (searched
     recursively), a glob pattern, an image file or a video file.
 
     A camera or stream is opened, and opened again when it breaks, as `reconnect` says (by default
     `Reconnect()`: for up to 30 s per outage). Raises `SourceError` when `spec` does not exist or cannot
     be read at all (for a camera or stream: not within `reconnect.retry_for`).
+
+    "oak" or "oak:<device id or IP>" opens a Luxonis OAK camera (`facelens.oak`, needs depthai), in
+    `oak_mode` "device" (faces and age-gender found on the camera; the default) or "camera", with the
+    device's models from the folder `oak_models` (or `$FACELENS_OAK_MODELS`, else the Luxonis zoo).
     """
     reconnect = Reconnect() if reconnect is None else reconnect
     if isinstance(spec, int):
@@ -166,7 +176,8 @@ def open_source(spec: str | int | os.PathLike[str], *, reconnect: Reconnect | No
         if (name == "oak" or name.startswith(("oak:", "oak?"))) and not os.path.exists(name):
             from .oak.source import OakSource  # depthai is optional
 
-            return OakSource(name, models=Path(os.environ["FACELENS_OAK_MODELS"]) if os.environ.get("FACELENS_OAK_MODELS") else None)
+            models = oak_models or os.environ.get("FACELENS_OAK_MODELS") or None
+            return OakSource(name, mode=oak_mode, models=None if models is None else Path(models))
     if os.path.isdir(name):
         return _open_folder(name)
     if os.path.exists(name):

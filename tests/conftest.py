@@ -36,6 +36,8 @@ if not (MODELS_DIR / "intel").is_dir():
 # Tests never download: the library resolves models from the shared folder, and a test that wants
 # the cache or the network points these elsewhere itself.
 os.environ["FACELENS_MODELS_DIR"] = str(MODELS_DIR)
+# OAK tests look for devices over USB only: no discovery broadcast leaves this machine.
+os.environ.setdefault("DEPTHAI_PROTOCOL", "usb")
 
 
 @pytest.fixture(autouse=True)

@@ -295,12 +295,19 @@ def test_cli_without_a_device_is_one_line_within_seconds(tmp_path):
     env = dict(os.environ, FACELENS_MODELS_DIR=str(MODELS_DIR))
     env.pop("DEPTHAI_SEARCH_TIMEOUT", None)
     started = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "facelens", "analyze", "oak:10.255.255.1"], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
-    elapsed = time.monotonic() - started
-    assert run.returncode == 1
-    lines = [line for line in run.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: oak:10.255.255.1"), run.stderr
-    assert "Traceback" not in run.stderr and elapsed < 15
+    for spec, options in (("oak:NO-SUCH-DEVICE", []), ("oak", ["--oak-mode", "camera"])):
+        run = subprocess.run([sys.executable, "-m", "facelens", "analyze", spec, *options], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+        elapsed = time.monotonic() - started
+        assert run.returncode == 1
+        lines = [line for line in run.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith(f"error: {spec}"), run.stderr
+        assert "Traceback" not in run.stderr and elapsed < 15
+        started = time.monotonic()
+
+
+def test_cli_refuses_an_unknown_oak_mode():
+    run = subprocess.run([sys.executable, "-m", "facelens", "analyze", "oak", "--oak-mode", "nope"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "--oak-mode nope: unknown" in run.stderr
 
 
 def test_cli_without_depthai_says_how_to_install(tmp_path):

@@ -23,6 +23,7 @@ INSTALL = 'OAK cameras need depthai: pip install "facelens[oak]"'
 def require() -> Any:
     """The depthai module, or `SourceError` saying how to install it."""
     os.environ.setdefault("DEPTHAI_TELEMETRY", "0")
+    os.environ.setdefault("DEPTHAI_DISABLE_STARTUP_NOTIFICATIONS", "1")  # no call home at start either
     # depthai prints a warning line per import when USB is not reachable (containers); its own level wins.
     os.environ.setdefault("DEPTHAI_LEVEL", "error")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import time
 from collections.abc import Iterator
@@ -53,17 +54,30 @@ def find_models(folder: Path | None, dai: Any, platform: str) -> tuple[str, str]
         raise SourceError(f"oak: cannot get the device models from the Luxonis zoo ({error}); give --oak-models DIR or use camera mode") from None
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def open_device(dai: Any, device: str | None, seconds: float = SEARCH_SECONDS) -> Any:
     """The `dai.Device` named (any when None), or SourceError within about `seconds`."""
     os.environ.setdefault("DEPTHAI_SEARCH_TIMEOUT", str(int(seconds * 1000)))
-    found = dai.Device.getAllAvailableDevices()
     what = "oak" if device is None else f"oak:{device}"
+    try:
+        found = dai.Device.getAllAvailableDevices()
+    except RuntimeError as error:  # e.g. no USB access at all (a container without /dev/bus/usb)
+        raise SourceError(f"{what}: no OAK device found ({error})") from None
     if device is None:
         if not found:
             raise SourceError(f"{what}: no OAK device found (USB or network)")
         info = found[0]
     else:
         matches = [d for d in found if device in (d.getDeviceId(), d.name)]
+        if not matches and not _is_ip(device):
+            raise SourceError(f"{what}: no such OAK device (found: {', '.join(d.getDeviceId() for d in found) or 'none'})")
         info = matches[0] if matches else dai.DeviceInfo(device)  # an IP beyond discovery's reach
     try:
         return dai.Device(info)
