@@ -9,7 +9,7 @@ and chip size, so no resampling is stacked on another.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -61,30 +61,40 @@ DLIB_CHIP = Template(
 
 def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The 2x3 similarity transform (rotation, uniform scale, shift) taking `source` points closest
-    to `target` points in the least-squares sense (Umeyama 1991)."""
-    mean_s, mean_t = source.mean(0), target.mean(0)
+    to `target` points in the least-squares sense (Umeyama 1991; in the plane it has a closed form).
+
+    `source` is (K, 2), or (N, K, 2) for N faces at once, which gives (N, 2, 3)."""
+    source = np.asarray(source, np.float64)
+    mean_s, mean_t = source.mean(-2, keepdims=True), target.mean(-2, keepdims=True)
     s, t = source - mean_s, target - mean_t
-    u, singular, vt = np.linalg.svd(t.T @ s / len(s))
-    d = np.array([1.0, 1.0 if np.linalg.det(u) * np.linalg.det(vt) >= 0 else -1.0])
-    rotation = u @ np.diag(d) @ vt
-    scale = float((singular * d).sum() / max((s**2).sum() / len(s), 1e-12))
-    return np.hstack([scale * rotation, (mean_t - scale * rotation @ mean_s)[:, None]])
+    # As complex numbers the best map is t = z s with z = sum(conj(s) t) / sum(|s|^2): z's angle and modulus
+    # are the rotation and the scale, and no reflection can come out.
+    norm = np.maximum((s**2).sum((-2, -1)), 1e-12)
+    a = (s * t).sum((-2, -1)) / norm
+    b = (s[..., 0] * t[..., 1] - s[..., 1] * t[..., 0]).sum(-1) / norm
+    linear = np.stack([np.stack([a, -b], -1), np.stack([b, a], -1)], -2)
+    shift = mean_t[..., 0, :] - np.einsum("...ij,...j->...i", linear, mean_s[..., 0, :])
+    return np.concatenate([linear, shift[..., None]], -1)
 
 
 def warp(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray, size: int) -> np.ndarray:
     """The `size` x `size` chip of `image` whose `landmarks` land on `template` (points in chip pixels).
 
     Outside the frame is black, as in dlib's chips."""
-    matrix = similarity(landmarks.astype(np.float64), template)
+    return _warp(image, similarity(landmarks, template), size)
+
+
+def _warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def warp_batch(images: Sequence[np.ndarray], landmarks: np.ndarray, template: Template, size: int) -> np.ndarray:
     """One chip per face: face i cut from `images[i]` (the same frame may repeat) with its `landmarks[i]`."""
-    points = template.at(size)
     batch = np.empty((len(images), size, size, 3), np.uint8)
-    for i, image in enumerate(images):
-        batch[i] = warp(image, landmarks[i], points, size)
+    if len(images):
+        matrices = similarity(landmarks, template.at(size))
+        for i, image in enumerate(images):
+            batch[i] = _warp(image, matrices[i], size)
     return batch
 
 
@@ -95,11 +105,14 @@ class Landmarker:
         self.network = network
         self.crop = crop
 
-    def submit(self, image: np.ndarray, boxes: Sequence[Box]) -> PendingLandmarks:
-        """Start the network on the faces at `boxes` in `image` without waiting for it."""
-        regions = [self.crop.region(box) for box in boxes]
-        batch = crop_batch(image, boxes, self.network.size, self.crop)
-        return PendingLandmarks(regions, self.network.submit(batch) if boxes else None)
+    def submit(self, image: np.ndarray, boxes: Sequence[Box], then: Callable[[np.ndarray], None] | None = None) -> PendingLandmarks:
+        """Start the network on the faces at `boxes` in `image` without waiting for it; `then(points)`
+        is called with the landmarks in an OpenVINO thread as soon as they are there (see `Network.submit`)."""
+        pending = PendingLandmarks([self.crop.region(box) for box in boxes])
+        if boxes:
+            batch = crop_batch(image, boxes, self.network.size, self.crop)
+            pending.inference = self.network.submit(batch, None if then is None else lambda out: then(pending.points(out)))
+        return pending
 
     def __call__(self, image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
         """(N, 5, 2) landmarks in `image` pixels of the faces at `boxes`."""
@@ -109,7 +122,7 @@ class Landmarker:
 class PendingLandmarks:
     """Landmarks in flight for the faces of one frame."""
 
-    def __init__(self, regions: list[Box], inference: Inference | None) -> None:
+    def __init__(self, regions: list[Box], inference: Inference | None = None) -> None:
         self.regions = regions
         self.inference = inference
 
@@ -120,8 +133,11 @@ class PendingLandmarks:
         """(N, 5, 2) points in frame pixels; `InferenceError` on failure or timeout."""
         if self.inference is None:
             return np.empty((0, 5, 2))
-        out = next(iter(self.inference.result(timeout).values()))
-        points = out.reshape(len(self.regions), 5, 2).astype(np.float64)
+        return self.points(self.inference.result(timeout))
+
+    def points(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The network's `outputs` for these faces as (N, 5, 2) points in frame pixels."""
+        points = next(iter(outputs.values())).reshape(len(self.regions), 5, 2).astype(np.float64)
         origin = np.array([[[r.x1, r.y1]] for r in self.regions])
         extent = np.array([[[r.width, r.height]] for r in self.regions])
         return origin + points * extent

@@ -6,7 +6,7 @@ import ctypes
 import re
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +143,7 @@ class Network:
         self._model = ppp.build()
         self._compiled: dict[int, ov.CompiledModel] = {}
         self._idle: dict[int, list[ov.InferRequest]] = {}
+        self._called_back: set[int] = set()
         self._lock = threading.Lock()
         self._release(1, self._take(1))  # fail now, not on the first frame, if the device refuses the model
 
@@ -179,20 +180,34 @@ class Network:
         for batch in batch_sizes:
             self._release(batch, self._take(min(batch, self.max_batch)))
 
-    def submit(self, images: np.ndarray) -> Inference:
-        """Start inference on a uint8 batch (N, height, width, 3) without waiting for it."""
+    def submit(self, images: np.ndarray, then: Callable[[dict[str, np.ndarray]], None] | None = None) -> Inference:
+        """Start inference on a uint8 batch (N, height, width, 3) without waiting for it.
+
+        `then(outputs)` is called in an OpenVINO thread as soon as the outputs are there, so a
+        network fed by this one's outputs can start without waiting for the caller's next look;
+        the inference is done (and `result()` returns) only once `then` has returned, and what it
+        raises, `result()` raises as an `InferenceError`.
+        """
         if images.ndim != 4 or images.shape[1:] != (self.height, self.width, 3) or images.dtype != np.uint8:
             raise ValueError(f"{self.name}: expected uint8 (N, {self.height}, {self.width}, 3), got {images.dtype} {images.shape}")
-        parts = []
+        inference = Inference(self, [], then, -(-len(images) // self.max_batch))
         for start in range(0, len(images), self.max_batch):
             chunk = images[start : start + self.max_batch]
             request = self._take(len(chunk))
+            inference._parts.append((len(chunk), request))
+            inference._requests.append(request)
+            if then is not None:
+                # The box is emptied on completion, so an idle request keeps no frame alive.
+                request.set_callback(_completed, [inference])
+                self._called_back.add(id(request))
+            elif id(request) in self._called_back:
+                request.set_callback(_completed, [])
+                self._called_back.discard(id(request))
             try:
                 request.start_async({0: chunk})
             except RuntimeError as error:
                 raise InferenceError(f"{self.name}: {_reason(error)}") from None
-            parts.append((len(chunk), request))
-        return Inference(self, parts)
+        return inference
 
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Run a uint8 batch (N, height, width, 3); return each output as an array with N rows."""
@@ -202,10 +217,34 @@ class Network:
 class Inference:
     """Inference in flight; `result()` waits for it. Each output has one row per image."""
 
-    def __init__(self, network: Network, parts: list[tuple[int, ov.InferRequest]]) -> None:
+    def __init__(
+        self,
+        network: Network,
+        parts: list[tuple[int, ov.InferRequest]],
+        then: Callable[[dict[str, np.ndarray]], None] | None = None,
+        chunks: int = 0,
+    ) -> None:
         self.network = network
         self._parts = parts
         self._outputs: dict[str, np.ndarray] | None = None
+        self._then = then
+        self._requests = [request for _, request in parts]  # `_parts` is emptied by `result()`
+        self._waiting = chunks
+        self._then_error: BaseException | None = None
+        self._count = threading.Lock()
+
+    def _arrived(self) -> None:
+        """A request of this inference finished (in an OpenVINO thread): after the last, `then`."""
+        with self._count:
+            self._waiting -= 1
+            if self._waiting:
+                return
+        try:
+            # Its requests count as done only once this returns, so nobody reuses them meanwhile.
+            chunks = [[request.get_tensor(name).data.copy() for request in self._requests] for name in self.network.output_names]
+            self._then({name: np.concatenate(c) for name, c in zip(self.network.output_names, chunks)})  # type: ignore[misc]
+        except BaseException as error:  # noqa: BLE001  (raised by result() in the caller's thread)
+            self._then_error = error
 
     def done(self) -> bool:
         """Whether `result()` would return without waiting."""
@@ -233,6 +272,8 @@ class Inference:
                 failure = failure or f"{network.name}: {_reason(error)}"
                 continue
             network._release(batch, request)
+        if failure is None and self._then_error is not None:
+            failure = f"{network.name}: after the inference: {self._then_error}"
         if failure:
             raise InferenceError(failure)
         if not parts:
@@ -240,6 +281,11 @@ class Inference:
         else:
             self._outputs = {name: np.concatenate(c) for name, c in chunks.items()}
         return self._outputs
+
+
+def _completed(box: list[Inference]) -> None:
+    if box:
+        box.pop()._arrived()
 
 
 # OpenVINO's messages open with one "Exception from <file>:<line>:" per layer the error passed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from facelens.cli import app
 from facelens.db import Database
 from facelens.errors import ChecksumError, ModelError
 from facelens.models import ModelStore
-from facelens.runtime import Network
+from facelens.runtime import InferenceError, Network
 from facelens.sources import read_image
 
 from conftest import COMPREFACE, DATA, MODELS_DIR, VIDEOS
@@ -143,6 +144,39 @@ def test_a_new_description_is_all_a_model_needs() -> None:
     assert some[0].age is None and some[0].landmarks is None and abs(some[1].age - out[1].age) < 0.5
     with pytest.raises(ValueError, match="landmark"):
         AttributeEstimator([Loaded(aligned, load_network(aligned, store))])
+
+
+def test_aligned_networks_start_when_the_landmarks_are_in_not_when_asked(cc0: Analyzer) -> None:
+    """The chips' networks are started by the landmark request's completion, before anyone calls
+    `done()` or `result()`: an engine busy with other frames adds no wait between the two steps."""
+    image = read_image(COMPREFACE / "000_5.jpg")
+    boxes = [d.box for d in cc0.detect(image) if d.confidence > 0.6]
+    pending = cc0.attributes.submit(image, boxes)
+    deadline = time.monotonic() + 10
+    while len(pending.runs) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert sorted(loaded.model.name for loaded, _, _ in pending.runs) == ["dlib-cc0-age-v1", "dlib-cc0-gender-v1"]
+    chained = pending.result()
+    again = cc0.attributes(image, boxes)
+    assert [a.landmarks for a in chained] == [a.landmarks for a in again]
+    assert np.allclose([a.age for a in chained], [a.age for a in again], atol=0.01)
+
+
+def test_then_gets_the_outputs_and_its_failure_is_the_inference_s() -> None:
+    network = Network(*ModelStore().locate(LANDMARKS_MODEL), max_batch=2)
+    images = np.random.default_rng(0).integers(0, 255, (3, 48, 48, 3), np.uint8)  # two requests
+    seen = []
+    out = network.submit(images, then=lambda outputs: seen.append({k: v.copy() for k, v in outputs.items()})).result()
+    assert len(seen) == 1 and all(np.array_equal(seen[0][k], v) and len(v) == 3 for k, v in out.items())
+
+    def fails(outputs: dict) -> None:
+        raise ValueError("no face there")
+
+    with pytest.raises(InferenceError, match="landmarks-regression-retail-0009: after the inference: no face there"):
+        network.submit(images[:1], then=fails).result()
+    # The same requests, reused without a `then`, call none.
+    network.submit(images).result()
+    assert len(seen) == 1
 
 
 def test_cc0_files_come_from_a_models_folder_or_the_package_and_are_checked(tmp_path: Path, monkeypatch) -> None:
