@@ -57,7 +57,8 @@ def test_two_people_walking_keep_their_ids(analyzer: Analyzer) -> None:
                 tracks.setdefault(face.track_id, []).append((result.index, face.box))
     assert set(tracks) == {1, 2}
     for track_id, seen in tracks.items():
-        assert len(seen) >= 14, track_id  # the second person enters the view at frame ~18
+        # The second person is confirmed at frame ~20 (a detection at 0.52 decides it: margin for other CPUs).
+        assert {index for index, _ in seen} >= set(range(24, 35)), track_id
         # The same person throughout: consecutive boxes overlap, no jump to the other person.
         for (_, a), (_, b) in zip(seen, seen[1:]):
             assert abs(a.center[0] - b.center[0]) < a.width, track_id

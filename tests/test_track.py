@@ -370,8 +370,10 @@ def test_walking_people_are_tracked_without_switches(analyzer: Analyzer) -> None
     assert 2 <= len(boxes) <= 3
     longest = sorted(boxes.values(), key=len, reverse=True)[:2]
     for frames in longest:
-        assert max(frames) - min(frames) + 1 >= 15 and len(frames) >= 14  # the second person is confirmed at frame 20
-    assert len(longest[0].keys() & longest[1].keys()) >= 15  # two faces at once: two people, not one
+        # The second person is confirmed at frame 20 here; a detection at 0.52 decides that, so another
+        # CPU's INT8 may start the track a few frames later: both hold every frame from 24 to 34.
+        assert set(range(24, 35)) <= frames.keys()
+    assert len(longest[0].keys() & longest[1].keys()) >= 11  # two faces at once: two people, not one
     # A static camera and slow walkers: a face never jumps between consecutive frames.
     assert min(step[0] for step in _steps(boxes)) > 0.3
 
