@@ -40,11 +40,11 @@ class Analyzer:
         min_face: minimum face size in frame pixels (shorter side).
         age_gender: estimate age and gender.
         age_gender_model: the family of age and gender networks (`facelens.attribute_models.FAMILIES`):
-            "cc0", the dlib-models networks on aligned faces (trained on ages 0-80;
-            more accurate, slower), or "omz", age-gender-recognition-retail-0013 (ages 18-75; the default).
+            "cc0", the dlib-models networks on aligned faces (trained on ages 0-80; the more
+            accurate, and the default), or "omz", age-gender-recognition-retail-0013 (ages 18-75).
         emotion: run emotions-recognition-retail-0003.
         head_pose: run head-pose-estimation-adas-0001 (it weighs views for fusion and measures attention).
-        calibrate_age: correct the omz age network's estimates with facelens' calibration table (see
+        calibrate_age: (omz only) correct the omz age network's estimates with facelens' calibration table (see
             `facelens.attributes.AgeCalibration`): on held-out utkface-3k faces aged 18-75 it lowers
             the error from 10.9 to 9.0 years, but raises it for ages 18-27 (4.8 -> 8.3) and under
             18 (17.5 -> 23.5), hence off by default.

@@ -121,7 +121,7 @@ class AttributeEstimator:
         chosen = [*(FAMILIES[family] if family else ()), *([EMOTION] if emotion else []), *([HEAD_POSE] if head_pose else [])]
         calibrated = [m for m in chosen if m.calibration]
         if calibrate_age and not calibrated:
-            raise ModelError(f"--calibrate-age: only the omz age model has a calibration table, not {family}")
+            raise ModelError(f"--calibrate-age: only the omz age model has a calibration table, not {family}; add --age-gender-model omz")
         loaded = [Loaded(m, load_network(m, store, device, precision, progress=progress, **options)) for m in chosen]
         landmarks = None
         if any(m.align is not None for m in chosen):

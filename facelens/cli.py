@@ -20,7 +20,6 @@ from typing import Annotated, Optional
 from urllib.parse import urlsplit
 
 import cv2
-import numpy as np
 import typer
 from rich.console import Console
 from rich.filesize import decimal
@@ -37,7 +36,7 @@ from rich.text import Text
 
 from . import models as model_catalog
 from .analyzer import Analyzer
-from .annotate import annotate
+from .annotate import Picture
 from .align import LANDMARKS_MODEL
 from .attribute_models import DEFAULT_FAMILY, FAMILIES
 from .attributes import EMOTION_MODEL, HEAD_POSE_MODEL
@@ -74,7 +73,7 @@ AgeGenderModel = Annotated[
     str,
     typer.Option(
         "--age-gender-model",
-        help="Age and gender networks: cc0 (dlib-models on aligned faces, all ages: more accurate, slower) or omz (age-gender-recognition-retail-0013, ages 18-75).",
+        help="Age and gender networks: cc0 (dlib-models on aligned faces, trained on all ages: the more accurate) or omz (age-gender-recognition-retail-0013, ages 18-75: a little faster).",
     ),
 ]
 ModelsDir = Annotated[
@@ -127,7 +126,7 @@ def analyze(
     age_gender: Annotated[bool, typer.Option("--age-gender/--no-age-gender", help="Estimate age and gender.")] = True,
     age_gender_model: AgeGenderModel = DEFAULT_FAMILY,
     emotion: Annotated[bool, typer.Option("--emotion/--no-emotion", help="Estimate emotion.")] = True,
-    calibrate_age: Annotated[bool, typer.Option("--calibrate-age", help="Correct the age network's estimates with facelens' table: better for adults over ~40, worse for young adults and children (see README).")] = False,
+    calibrate_age: Annotated[bool, typer.Option("--calibrate-age", help="With --age-gender-model omz: correct its ages with facelens' table: better for adults over ~40, worse for young adults and children (see README).")] = False,
     crop_scale: Annotated[float, typer.Option(min=0.1, max=10.0, help="Enlarge face boxes by this factor before the attribute networks.")] = CropConfig.scale,
     square: Annotated[bool, typer.Option("--square/--no-square", help="Square face boxes before the attribute networks.")] = CropConfig.square,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Follow faces in videos as people: steady fused labels, enter/exit events, person records. --no-track: every face of every frame on its own.")] = True,
@@ -351,7 +350,7 @@ def _run(engine: Engine, sources: list[Source], sinks: list[list[Sink]], blur: b
     broken: set[int] = set()  # ids of sinks that failed to write
     failure: FacelensError | None = None
 
-    def deliver(result: FrameResult, picture: np.ndarray | None) -> None:
+    def deliver(result: FrameResult, picture: Picture | None) -> None:
         nonlocal failure
         for sink in sinks[result.stream]:
             if id(sink) in broken:
@@ -371,7 +370,8 @@ def _run(engine: Engine, sources: list[Source], sinks: list[list[Sink]], blur: b
                     group = sinks[result.stream]
                     picture = None
                     if not result.end and wants_picture[result.stream]:
-                        picture = annotate(result.frame.image, result.faces, blur_faces=blur)
+                        # Drawn by the first sink that asks, on its thread: a video's is its own.
+                        picture = Picture(result.frame.image, result.faces, blur_faces=blur)
                     deliver(result, picture)
                     if failure is not None:
                         break

@@ -80,12 +80,12 @@ def test_landmarks_are_five_face_points_in_frame_pixels_and_in_the_json(cc0: Ana
         assert lx < nx < rx and mlx < mrx  # image-left before image-right
         assert max(ly, ry) < ny < min(mly, mry)  # eyes above the nose tip above the mouth corners
     out = tmp_path / "faces.jsonl"
-    result = CliRunner().invoke(app, ["analyze", str(COMPREFACE / "000_5.jpg"), "--age-gender-model", "cc0", "--jsonl", str(out)])
+    result = CliRunner().invoke(app, ["analyze", str(COMPREFACE / "000_5.jpg"), "--jsonl", str(out)])  # cc0, the default
     assert result.exit_code == 0, result.output
     frame = json.loads(out.read_text().splitlines()[0])
     assert all(len(face["landmarks"]) == 5 and all(len(p) == 2 for p in face["landmarks"]) for face in frame["faces"])
-    # The omz family (the default) wants no aligned faces: no landmark network runs, none are written.
-    result = CliRunner().invoke(app, ["analyze", str(COMPREFACE / "000_5.jpg"), "--jsonl", str(out)])
+    # The omz family wants no aligned faces: no landmark network runs, none are written.
+    result = CliRunner().invoke(app, ["analyze", str(COMPREFACE / "000_5.jpg"), "--age-gender-model", "omz", "--jsonl", str(out)])
     assert result.exit_code == 0, result.output
     assert all(face["landmarks"] is None for face in json.loads(out.read_text().splitlines()[0])["faces"])
 
@@ -201,7 +201,8 @@ def test_cc0_files_come_from_a_models_folder_or_the_package_and_are_checked(tmp_
     # The omz family does not need it.
     (tmp_path / "intel-only").mkdir()
     (tmp_path / "intel-only" / "intel").symlink_to(MODELS_DIR / "intel")
-    assert Analyzer(store=ModelStore(tmp_path / "intel-only", cache_dir=tmp_path / "cache")).attributes.family == "omz"
+    omz = Analyzer(age_gender_model="omz", store=ModelStore(tmp_path / "intel-only", cache_dir=tmp_path / "cache"))
+    assert omz.attributes.family == "omz" and omz.attributes.landmarks is None
 
 
 def test_models_list_and_verify_show_the_cc0_files() -> None:

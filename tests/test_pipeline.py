@@ -235,7 +235,8 @@ def test_age_calibration_lifts_older_adults_and_keeps_the_order() -> None:
     assert table(np.array([45.0]))[0] > 45.0
     ends = table(np.array([table.network[0] - 10, table.network[-1] + 10]))  # beyond the table: its end offsets
     assert ends.tolist() == pytest.approx([table.calibrated[0] - 10, table.calibrated[-1] + 10])
-    plain, calibrated = Analyzer(emotion=False, head_pose=False), Analyzer(emotion=False, head_pose=False, calibrate_age=True)
+    omz = {"age_gender_model": "omz", "emotion": False, "head_pose": False}  # the table is for omz's age network
+    plain, calibrated = Analyzer(**omz), Analyzer(**omz, calibrate_age=True)
     rows = [r for r in csv.DictReader(open(DATA / "utkface-3k" / "labels.csv")) if 58 <= int(r["age"]) <= 75]
     faces = [read_image(DATA / "utkface-3k" / r["path"]) for r in random.Random(5).sample(rows, 80)]
     truth = np.array([int(r["age"]) for r in random.Random(5).sample(rows, 80)])

@@ -64,10 +64,12 @@ FAMILIES: dict[str, tuple[AttributeModel, ...]] = {
 age-gender-recognition-retail-0013 on square crops. (Both together, averaged, measured no better:
 benchmarks/age_gender_families.py.)"""
 
-DEFAULT_FAMILY = "omz"
-"""cc0 is the more accurate family on the shared dev sets (README, Accuracy), but on this machine it
-cost 31% of the tracked street-720p frames/s (benchmarks/age_gender_speed.py: median ratio 0.69 over
-3 alternating pairs), more than the 15% a default may cost; so it is opt-in."""
+DEFAULT_FAMILY = "cc0"
+"""The more accurate family on the shared dev sets (README, Accuracy), at a tracked street-720p rate
+within 15% of omz's (benchmarks/age_gender_speed.py, alternating rounds in one process): only the
+faces the attribute budget sends to age and gender get landmarks and chips, and the chips' networks
+start from the landmark request's completion. On CPUs without bfloat16 (OpenVINO's default
+precision where the CPU has it) the CC0 networks take about twice as long."""
 
 EMOTION = omz.EMOTION
 HEAD_POSE = omz.HEAD_POSE
