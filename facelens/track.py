@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .types import Box, Detection
 
@@ -234,6 +233,8 @@ def _associate(
     iou = _iou([t.box for t in tracks], [detections[i].box for i in candidates])
     # Zero the pairs that may not match before solving, so that they cannot steer the assignment.
     iou[iou < min_iou] = 0.0
+    from scipy.optimize import linear_sum_assignment  # here: scipy.optimize takes ~0.4 s to import
+
     rows, cols = linear_sum_assignment(iou, maximize=True)
     pairs = [(tracks[r], candidates[c]) for r, c in zip(rows, cols) if iou[r, c] > 0]
     matched_tracks = {t for t, _ in pairs}

@@ -14,12 +14,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import cv2
 import numpy as np
 
 from .errors import FacelensError
+
+if TYPE_CHECKING:
+    import av
 
 __all__ = ["SUFFIXES", "VideoWriter"]
 
@@ -64,6 +67,8 @@ class VideoWriter:
         if min(self.size) < 2:
             raise FacelensError(f"{self.path}: {self.size[0]}x{self.size[1]} pixels is too small for video")
         container_format, encoder, muxer_options = SUFFIXES[suffix]
+        import av  # here: PyAV takes ~0.1 s to import, and only a run that writes video needs it
+
         self._pad = (self.size[0] % 2, self.size[1] % 2)
         with self._errors():
             # flush_packets: what the muxer writes goes to the file at once, not when a 32 KiB buffer
@@ -100,6 +105,8 @@ class VideoWriter:
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
         if self._pad != (0, 0):
             frame = cv2.copyMakeBorder(frame, 0, self._pad[1], 0, self._pad[0], cv2.BORDER_REPLICATE)
+        import av
+
         if self._stream.codec_context.pix_fmt == "yuv420p":
             # OpenCV's conversion (BT.601, video levels) costs a third of the one the encoder would make.
             picture = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
@@ -129,6 +136,8 @@ class VideoWriter:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
+        import av
+
         try:
             yield
         except (av.FFmpegError, OSError) as error:
