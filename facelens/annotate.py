@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import cv2
@@ -68,3 +69,29 @@ def annotate(image: np.ndarray, faces: Sequence[Face], *, blur_faces: bool = Fal
             cv2.rectangle(out, (x1, top), (x1 + tw + 2, top + th + base + 2), color, -1)
             cv2.putText(out, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
     return out
+
+
+class Picture:
+    """A frame's annotated picture, drawn when first asked for, by whichever thread asks, then kept.
+
+    The engine's loop hands this to the sinks, so that a sink writing on its own thread (a video)
+    also draws there; sinks of one frame that all want the picture get the one drawing.
+    """
+
+    __slots__ = ("_image", "_faces", "_blur", "_drawn", "_lock")
+
+    def __init__(self, image: np.ndarray, faces: Sequence[Face], *, blur_faces: bool = False) -> None:
+        self._image: np.ndarray | None = image
+        self._faces = faces
+        self._blur = blur_faces
+        self._drawn: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> np.ndarray:
+        """The picture: a copy of the frame with a box and label per face (see `annotate`)."""
+        with self._lock:
+            if self._drawn is None:
+                assert self._image is not None
+                self._drawn = annotate(self._image, self._faces, blur_faces=self._blur)
+                self._image = None  # the frame may be let go of once drawn
+            return self._drawn

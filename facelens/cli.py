@@ -20,7 +20,6 @@ from typing import Annotated, Optional
 from urllib.parse import urlsplit
 
 import cv2
-import numpy as np
 import typer
 from rich.console import Console
 from rich.filesize import decimal
@@ -37,7 +36,7 @@ from rich.text import Text
 
 from . import models as model_catalog
 from .analyzer import Analyzer
-from .annotate import annotate
+from .annotate import Picture
 from .align import LANDMARKS_MODEL
 from .attribute_models import DEFAULT_FAMILY, FAMILIES
 from .attributes import EMOTION_MODEL, HEAD_POSE_MODEL
@@ -351,7 +350,7 @@ def _run(engine: Engine, sources: list[Source], sinks: list[list[Sink]], blur: b
     broken: set[int] = set()  # ids of sinks that failed to write
     failure: FacelensError | None = None
 
-    def deliver(result: FrameResult, picture: np.ndarray | None) -> None:
+    def deliver(result: FrameResult, picture: Picture | None) -> None:
         nonlocal failure
         for sink in sinks[result.stream]:
             if id(sink) in broken:
@@ -371,7 +370,8 @@ def _run(engine: Engine, sources: list[Source], sinks: list[list[Sink]], blur: b
                     group = sinks[result.stream]
                     picture = None
                     if not result.end and wants_picture[result.stream]:
-                        picture = annotate(result.frame.image, result.faces, blur_faces=blur)
+                        # Drawn by the first sink that asks, on its thread: a video's is its own.
+                        picture = Picture(result.frame.image, result.faces, blur_faces=blur)
                     deliver(result, picture)
                     if failure is not None:
                         break

@@ -1,7 +1,7 @@
 """Last stage: where results go. Each sink writes as it goes, so an interrupted run keeps its output.
 
-A sink takes a `FrameResult` and the annotated picture of that frame (None when no sink of the run
-needs pictures), and is closed once at the end. Image sinks ignore a source's end result
+A sink takes a `FrameResult` and the annotated picture of that frame (an `annotate.Picture`, drawn
+when the sink first calls it; None when no sink of the run needs pictures), and is closed once at the end. Image sinks ignore a source's end result
 (`FrameResult.end`), which carries only people.
 """
 
@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 from typing import IO, Protocol
 
 import cv2
-import numpy as np
 
+from .annotate import Picture
 from .db import Database, event_to_dict, person_to_dict
 from .errors import FacelensError
 from .files import OUTPUT_MARKER, make_parent, write_atomically
@@ -35,7 +37,7 @@ class Sink(Protocol):
     path: str | os.PathLike[str]
     """What the sink writes to, to name it in messages."""
 
-    def write(self, result: FrameResult, picture: np.ndarray | None) -> None: ...
+    def write(self, result: FrameResult, picture: Picture | None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -63,7 +65,7 @@ class JsonlSink:
             except OSError as error:
                 raise FacelensError(f"{self.path}: cannot write ({error.strerror})") from None
 
-    def write(self, result: FrameResult, picture: np.ndarray | None) -> None:
+    def write(self, result: FrameResult, picture: Picture | None) -> None:
         records = [] if result.end else [result.to_dict()]
         records += [event_to_dict(event) for event in result.events]
         records += [person_to_dict(person) for person in result.people]
@@ -95,16 +97,27 @@ class JsonlSink:
 
 class VideoSink:
     """Annotated frames into a video file (.mp4, .m4v, .mov, .mkv, .avi; see `facelens.video`), opened
-    on the first frame. A stream that changes resolution is scaled to its first size."""
+    on the first frame. A stream that changes resolution is scaled to its first size.
+
+    Frames are drawn and encoded on a thread of the sink's own, so the engine goes on meanwhile. Up to
+    `QUEUE` frames wait for it: a writer that falls behind holds the caller up rather than dropping
+    frames or filling memory. An error of that thread is raised, as a `FacelensError` naming the file,
+    by the next `write` or by `close`; `close` writes every frame still waiting and finishes the file.
+    """
 
     needs_picture = True
+    QUEUE = 8
+    """Frames that may wait for the writer thread (720p: 2.7 MB each)."""
 
     def __init__(self, path: str | os.PathLike[str], fps: float | None) -> None:
         self.path = Path(path)
         self.check(self.path)
         self.fps = fps if fps and 0 < fps < 1000 else 25.0
-        self._writer: VideoWriter | None = None
         make_parent(self.path)
+        self._queue: queue.Queue[Picture | None] = queue.Queue(self.QUEUE)
+        self._thread: threading.Thread | None = None
+        self._error: FacelensError | None = None
+        self._reported = False
 
     @staticmethod
     def check(path: Path) -> None:
@@ -112,17 +125,45 @@ class VideoSink:
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise FacelensError(f"{path}: video output must end in one of {', '.join(VIDEO_SUFFIXES)}")
 
-    def write(self, result: FrameResult, picture: np.ndarray | None) -> None:
+    def write(self, result: FrameResult, picture: Picture | None) -> None:
+        self._raise()
         if result.end:
             return
         assert picture is not None
-        if self._writer is None:
-            self._writer = VideoWriter(self.path, self.fps, (picture.shape[1], picture.shape[0]))
-        self._writer.write(picture)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._encode, name=f"facelens video {self.path.name}", daemon=True)
+            self._thread.start()
+        self._queue.put(picture)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None and not self._reported:
+            self._reported = True
+            raise self._error
+
+    def _encode(self) -> None:
+        writer: VideoWriter | None = None
+        while (picture := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # taken and let go, so that nobody waits on a full queue
+            try:
+                image = picture()
+                if writer is None:
+                    writer = VideoWriter(self.path, self.fps, (image.shape[1], image.shape[0]))
+                writer.write(image)
+            except Exception as error:
+                self._error = error if isinstance(error, FacelensError) else FacelensError(f"{self.path}: cannot write video ({error})")
+        if writer is not None:
+            try:
+                writer.close()
+            except FacelensError as error:
+                self._error = self._error or error
 
 
 class ImageSink:
@@ -156,7 +197,7 @@ class ImageSink:
             relative = Path(Path(source).name)
         return self.path / relative
 
-    def write(self, result: FrameResult, picture: np.ndarray | None) -> None:
+    def write(self, result: FrameResult, picture: Picture | None) -> None:
         if result.end:
             return
         assert picture is not None
@@ -167,7 +208,7 @@ class ImageSink:
             write_atomically(marker, Path.write_text, "Annotated pictures written by facelens; input folders skip this folder.\n")
             self._marked = True
         suffix = target.suffix.lower() if target.suffix.lower() in IMAGE_SUFFIXES else ".png"
-        ok, encoded = cv2.imencode(suffix, picture)
+        ok, encoded = cv2.imencode(suffix, picture())
         if not ok:
             raise FacelensError(f"{target}: cannot encode image")
         write_atomically(target, Path.write_bytes, encoded.tobytes())
@@ -192,7 +233,7 @@ class DatabaseSink:
     def path(self) -> Path:
         return self.database.path
 
-    def write(self, result: FrameResult, picture: np.ndarray | None) -> None:
+    def write(self, result: FrameResult, picture: Picture | None) -> None:
         try:
             for event in result.events:
                 self.database.add_event(self.run_id, event)
@@ -230,11 +271,11 @@ class WindowSink:
                 "`pip install opencv-python` (replacing opencv-python-headless) to get a window, or write --output instead"
             )
 
-    def write(self, result: FrameResult, picture: np.ndarray | None) -> None:
+    def write(self, result: FrameResult, picture: Picture | None) -> None:
         if result.end:
             return
         assert picture is not None
-        cv2.imshow(self.title, picture)
+        cv2.imshow(self.title, picture())
         if cv2.waitKey(1) & 0xFF in (27, ord("q")):
             self.closed_by_user = True
 
