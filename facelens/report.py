@@ -75,11 +75,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from typing import TYPE_CHECKING, Any
 
 from .db import Database, PersonRecord, read_jsonl_people
 from .errors import FacelensError
@@ -87,6 +83,9 @@ from .files import write_atomically, write_pngs
 from .fuse import AGE_BUCKETS, age_bucket
 from .sources import STREAM_SCHEMES
 from .types import COUNTED_MIN_FRAMES, COUNTED_MIN_SECONDS, EMOTIONS, GENDERS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["CHART_NAMES", "Report", "ReportOptionError", "build_report"]
 
@@ -1147,6 +1146,11 @@ def _figure(chart: _Chart) -> Figure:
 
     Hidden values get no bar, only the word "hidden" at their place; the value axis fits the
     largest shown bar."""
+    # Here: matplotlib takes ~0.5 s to import, and a report on the page or a failed option needs none.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     figure = Figure(figsize=(_WIDTH, _HEIGHT), dpi=100)
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
