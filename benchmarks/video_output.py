@@ -1,0 +1,82 @@
+"""Annotated video's cost: `facelens analyze VIDEO --jsonl OUT` against the same with `-o out.mp4`.
+
+Frames/s is the video's frames over the whole command's time from the start of the run to exit, so
+it includes finishing the video file but not model loading (each process reports when its run
+started); the two commands alternate, --rounds times, so that a busy machine slows both alike. With
+--old (a checkout, run through PYTHONPATH, e.g. from `git worktree add /tmp/fl-old <commit>`) both
+checkouts are measured, alternating too.
+
+    FACELENS_MODELS_DIR=../shared/models python benchmarks/video_output.py --old /tmp/fl-old
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("FACELENS_SHARED", REPO.parent / "shared"))
+VIDEO = SHARED / "data" / "videos" / "street-720p.mp4"
+
+
+def rate(checkout: Path, video: Path, folder: Path, with_video: bool) -> tuple[float, float]:
+    """(frames/s from the run's start to exit, frames/s the run itself reported)."""
+    command = [sys.executable, "-m", "facelens", "analyze", str(video), "--jsonl", str(folder / "a.jsonl")]
+    command += ["-o", str(folder / "a.mp4")] if with_video else []
+    env = dict(os.environ, PYTHONPATH=str(checkout), COLUMNS="200")
+    env.setdefault("FACELENS_MODELS_DIR", str(SHARED / "models"))
+    # From `folder`: `python -m` puts the working folder first on the path, before PYTHONPATH.
+    process = subprocess.Popen(command, env=env, cwd=folder, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    started = None
+    summary = ""
+    for line in process.stderr:
+        # The progress bar's first line appears when the run starts, after the models are loaded.
+        if started is None and video.name in line:
+            started = time.perf_counter()
+        if re.search(r"\d+ frames, \d+ faces in", line):
+            summary = line
+    process.wait()
+    ended = time.perf_counter()
+    match = re.search(r"(\d+) frames, \d+ faces in [\d.]+ s \(([\d.]+) fps", summary)
+    if process.returncode != 0 or match is None or started is None:
+        raise SystemExit(f"{' '.join(command)}: failed ({process.returncode})")
+    return int(match[1]) / (ended - started), float(match[2])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--video", type=Path, default=VIDEO)
+    parser.add_argument("--old", type=Path, help="checkout to compare with (run through PYTHONPATH)")
+    parser.add_argument("--new", type=Path, default=REPO, help="checkout measured (default: this one)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    checkouts = {"new": args.new.resolve()} | ({"old": args.old.resolve()} if args.old else {})
+    runs = [(name, with_video) for name in checkouts for with_video in (False, True)]
+    results: dict[tuple[str, bool], list[tuple[float, float]]] = {run: [] for run in runs}
+    loads = []
+    with tempfile.TemporaryDirectory() as folder:
+        for i in range(args.rounds):
+            for name, with_video in runs if i % 2 == 0 else reversed(runs):
+                results[name, with_video].append(rate(checkouts[name], args.video, Path(folder), with_video))
+                loads.append(os.getloadavg()[0])
+    print(f"{args.video.name}, {args.rounds} alternating rounds; load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs")
+    for name in checkouts:
+        medians = {}
+        for with_video in (False, True):
+            values = results[name, with_video]
+            medians[with_video] = [statistics.median(v[k] for v in values) for k in (0, 1)]
+            what = "--jsonl -o a.mp4" if with_video else "--jsonl only     "
+            print(f"  {name} {what}: {medians[with_video][0]:6.1f} frames/s to exit ({', '.join(f'{v[0]:.1f}' for v in values)}), {medians[with_video][1]:6.1f} as the run reports")
+        print(f"  {name} video / JSON Lines only: {medians[True][0] / medians[False][0]:.2f}x to exit, {medians[True][1] / medians[False][1]:.2f}x as reported")
+
+
+if __name__ == "__main__":
+    main()
