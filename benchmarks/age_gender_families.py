@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     args = parser.parse_args()
     store = ModelStore()
-    analyzer = Analyzer(emotion=False, head_pose=False, store=store)
+    analyzer = Analyzer(age_gender_model="cc0", emotion=False, head_pose=False, store=store)  # its landmark network serves every variant
     landmarks = analyzer.attributes.landmarks
     items = evaluate.sample(evaluate.read_manifest(args.manifest).items, args.limit, 0)
     for name, models in VARIANTS.items():
