@@ -447,7 +447,6 @@ def test_offline_error_says_where_it_looked_and_what_to_do(empty_models, cache):
 def test_offline_command_is_one_line_naming_the_cache(cache, monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
-    from facelens.attribute_models import DEFAULT_FAMILY
     from facelens.cli import app
 
     from conftest import DATA
@@ -470,7 +469,6 @@ def test_offline_command_is_one_line_naming_the_cache(cache, monkeypatch, tmp_pa
 def test_models_dir_must_be_an_existing_folder(tmp_path, cache, monkeypatch):
     from typer.testing import CliRunner
 
-    from facelens.attribute_models import DEFAULT_FAMILY
     from facelens.cli import app
 
     from conftest import DATA

@@ -32,7 +32,7 @@ import facelens.report as report_module
 from facelens.cli import app
 from facelens.db import Database, Event, PersonRecord, event_to_dict, person_to_dict
 from facelens.errors import FacelensError
-from facelens.report import BAR_COLOR, CHART_NAMES, build_report
+from facelens.report import BAR_COLOR, build_report
 from facelens.types import COUNTED_MIN_FRAMES, COUNTED_MIN_SECONDS
 
 from conftest import DATA, VIDEOS
@@ -883,7 +883,6 @@ def test_hidden_values_are_words_not_bars(tmp_path: Path, monkeypatch: pytest.Mo
     checked = 0
     for chart in data["charts"].values():
         ax = axes[chart["title"]]
-        shown = [v for v in chart["values"] if v is not None]
         hidden = [i for i, v in enumerate(chart["values"]) if v is None]
         bars = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_height() > 0]
         at = {round(bar.get_x() + bar.get_width() / 2) for bar in bars}
