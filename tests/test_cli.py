@@ -424,6 +424,49 @@ def test_disk_full_is_one_line_keeps_whole_lines_and_ends_the_database_run(tmp_p
     assert people == kinds["enter"] == kinds["exit"]
 
 
+def test_a_video_output_failing_midway_is_one_line_and_the_people_leave_in_the_other_outputs(tmp_path: Path) -> None:
+    """The video is written on its own thread: its error still ends the run as one line, exit 1, and
+    the people in view get their exits and records in the JSON Lines. The video goes into a pipe
+    whose reader hangs up after the header and part of the first fragment (about frame 12)."""
+    video, out = tmp_path / "cut.mp4", tmp_path / "o.jsonl"
+    os.mkfifo(video)
+
+    def reader() -> None:
+        with open(video, "rb") as pipe:
+            pipe.read(20_000)
+
+    threading.Thread(target=reader, daemon=True).start()
+    result = facelens("analyze", VIDEOS / "face-demographics-walking.gif", "--jsonl", out, "-o", video)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1] == f"error: {video}: cannot write video (Broken pipe)"
+    assert 10 < len(lines(out)) < 35  # stopped at the error, not at the end
+    entered = {e["track_id"] for e in lines(out, "event") if e["kind"] == "enter"}
+    left = {e["track_id"] for e in lines(out, "event") if e["kind"] == "exit"}
+    assert entered and entered == left
+    assert {p["track_id"] for p in lines(out, "person")} >= entered
+
+
+def test_video_output_has_every_frame(tmp_path: Path) -> None:
+    """Drawn and encoded off the command's loop, the video still has every frame, each annotated."""
+    source, video, out = VIDEOS / "face-demographics-walking.gif", tmp_path / "walk.mp4", tmp_path / "o.jsonl"
+    result = facelens("analyze", source, "--jsonl", out, "-o", video)
+    assert result.exit_code == 0, result.output
+    frames = lines(out)
+    written = []
+    capture = cv2.VideoCapture(str(video))
+    while (frame := capture.read()[1]) is not None:
+        written.append(frame)
+    assert len(written) == len(frames) > 10
+    original = cv2.VideoCapture(str(source))
+    for record, picture in zip(frames, written):
+        image = original.read()[1]
+        if record["faces"]:  # boxes drawn: the picture differs from the frame inside a face's box
+            x1, y1, x2, y2 = (int(round(v)) for v in record["faces"][0]["box"])
+            top = max(0, y1 - 1)
+            assert np.abs(picture[top : y1 + 2, x1:x2].astype(int) - image[top : y1 + 2, x1:x2]).max() > 40
+
+
 def test_a_failed_write_is_cut_back_to_the_last_whole_line(tmp_path: Path) -> None:
     """A file that fills up mid-line (RLIMIT_FSIZE stands in for a full disk) keeps only whole lines."""
     out = tmp_path / "o.jsonl"

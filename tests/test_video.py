@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,7 +19,10 @@ import numpy as np
 import pytest
 
 from conftest import VIDEOS
+from facelens.annotate import Picture
 from facelens.errors import FacelensError
+from facelens.sinks import VideoSink
+from facelens.types import Frame, FrameResult
 from facelens.video import VideoWriter
 
 SPEAKER = VIDEOS / "speaker-360p.mp4"  # 640x360, 275 frames, 29.97 fps
@@ -248,6 +252,77 @@ def test_a_full_disk_is_an_error_naming_the_file(speaker, tmp_path: Path, suffix
             for frame in speaker[0][:100]:
                 writer.write(frame)
     assert str(raised.value) == f"{path}: cannot write video (No space left on device)"
+
+
+def results(frames: list[np.ndarray]) -> list[tuple[FrameResult, Picture]]:
+    """What the command's loop hands a video sink: each frame's result and its (lazy) picture."""
+    made = []
+    for i, image in enumerate(frames):
+        made.append((FrameResult(Frame(image, i, i / 25, "speaker"), ()), Picture(image, ())))
+    return made
+
+
+def test_video_sink_writes_every_frame_in_order_on_its_own_thread(speaker, tmp_path: Path) -> None:
+    frames, fps = speaker
+    path = tmp_path / "sink.mp4"
+    sink = VideoSink(path, fps)
+    for result, picture in results(frames[:120]):
+        sink.write(result, picture)
+    sink.write(FrameResult(Frame(frames[0], 120, None, "speaker"), (), end=True), None)
+    assert any(t.name == "facelens video sink.mp4" for t in threading.enumerate())
+    sink.close()  # every waiting frame written and the file finished
+    assert not any(t.name.startswith("facelens video") for t in threading.enumerate())
+    decoded, times = read_pyav(path)
+    assert len(decoded) == 120
+    assert_same_pictures(decoded, frames)
+    assert times[-1] == pytest.approx(119 / fps, abs=0.002)
+
+
+def test_video_sink_holds_the_caller_up_rather_than_queueing_without_end(speaker, tmp_path: Path) -> None:
+    """A writer that falls behind slows the loop: no more than QUEUE frames wait, none is dropped."""
+    frames, fps = speaker
+    gate = threading.Event()
+    drawn = []
+
+    class Slow(Picture):
+        __slots__ = ()
+
+        def __call__(self) -> np.ndarray:
+            gate.wait(10)
+            drawn.append(1)
+            return super().__call__()
+
+    sink = VideoSink(tmp_path / "slow.mp4", fps)
+    writing = threading.Thread(target=lambda: [sink.write(FrameResult(Frame(f, i, None, "s"), ()), Slow(f, ())) for i, f in enumerate(frames[:40])])
+    writing.start()
+    writing.join(1.0)
+    assert writing.is_alive()  # held up: the writer thread has one frame, QUEUE more wait
+    assert sink._queue.qsize() == VideoSink.QUEUE and not drawn
+    gate.set()
+    writing.join(10)
+    sink.close()
+    assert len(drawn) == 40 and len(read_cv2(tmp_path / "slow.mp4")) == 40
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_video_sink_raises_its_thread_s_error_naming_the_file(speaker, tmp_path: Path) -> None:
+    """A full disk on the writer thread: the next write (or close) raises it, once, as one line."""
+    path = tmp_path / "full.mp4"
+    path.symlink_to("/dev/full")
+    sink = VideoSink(path, 25)
+    with pytest.raises(FacelensError) as raised:
+        for result, picture in results(speaker[0][:275]):
+            sink.write(result, picture)
+        sink.close()
+    assert str(raised.value) == f"{path}: cannot write video (No space left on device)"
+    sink.close()  # reported once; closing after the error neither hangs nor raises again
+
+    late = tmp_path / "late.mp4"
+    late.symlink_to("/dev/full")
+    sink = VideoSink(late, 25)
+    sink.write(*results(speaker[0][:1])[0])  # the header fails on the thread, after write returned
+    with pytest.raises(FacelensError, match=f"^{late}: cannot write video"):
+        sink.close()
 
 
 # --- headless Chromium ---------------------------------------------------------------------------
