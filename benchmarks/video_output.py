@@ -1,8 +1,7 @@
 """Annotated video's cost: `facelens analyze VIDEO --jsonl OUT` against the same with `-o out.mp4`.
 
-Frames/s is the video's frames over the whole command's time from the start of the run to exit, so
-it includes finishing the video file but not model loading (each process reports when its run
-started); the two commands alternate, --rounds times, so that a busy machine slows both alike. With
+Frames/s is the video's frames over the time from the start of the run to exit, so it includes
+finishing the video file but not loading the models (the run's summary says how long it ran); the two commands alternate, --rounds times, so that a busy machine slows both alike. With
 --old (a checkout, run through PYTHONPATH, e.g. from `git worktree add /tmp/fl-old <commit>`) both
 checkouts are measured, alternating too.
 
@@ -35,20 +34,19 @@ def rate(checkout: Path, video: Path, folder: Path, with_video: bool) -> tuple[f
     # From `folder`: `python -m` puts the working folder first on the path, before PYTHONPATH.
     process = subprocess.Popen(command, env=env, cwd=folder, stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
-    started = None
-    summary = ""
+    summary, summarized = "", 0.0
     for line in process.stderr:
-        # The progress bar's first line appears when the run starts, after the models are loaded.
-        if started is None and video.name in line:
-            started = time.perf_counter()
         if re.search(r"\d+ frames, \d+ faces in", line):
-            summary = line
+            summary, summarized = line, time.perf_counter()
     process.wait()
     ended = time.perf_counter()
     match = re.search(r"(\d+) frames, \d+ faces in [\d.]+ s \(([\d.]+) fps", summary)
-    if process.returncode != 0 or match is None or started is None:
+    if process.returncode != 0 or match is None:
         raise SystemExit(f"{' '.join(command)}: failed ({process.returncode})")
-    return int(match[1]) / (ended - started), float(match[2])
+    # The summary comes when the last result is written, `elapsed` after the run started; what
+    # follows (the video's last frames and closing it) counts too.
+    elapsed = float(re.search(r"faces in ([\d.]+) s", summary)[1])  # type: ignore[index]
+    return int(match[1]) / (ended - summarized + elapsed), float(match[2])
 
 
 def main() -> None:
