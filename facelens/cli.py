@@ -46,7 +46,7 @@ from .db import Database
 from .db import export as db_export
 from .detect import DEFAULT_DETECTOR, DETECTORS
 from .engine import Engine
-from .errors import FacelensError, SourceError
+from .errors import FacelensError
 from .files import refuse_overwriting_inputs
 from .models import ModelStore
 from .people import PeopleConfig

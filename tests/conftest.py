@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import csv
+import functools
+import http.server
 import logging
 import os
-from collections.abc import Sequence
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -98,3 +104,61 @@ def male_probability(gender: Gender) -> float:
     """The probability of "male", whichever label won: comparable between two runs even for a face
     near 0.5, where the label itself may differ."""
     return gender.probability if gender.label == "male" else 1.0 - gender.probability
+
+
+# --- headless Chromium and a loopback file server, for the tests of pages, videos and streams ------
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",  # as root, and in containers without user namespaces
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",  # a closed network: no calls out at start
+    "--disable-component-update",
+    "--no-first-run",
+    "--no-default-browser-check",
+]
+
+
+def chromium() -> str:
+    """Debian's chromium; a skip without it, or a failure when FACELENS_REQUIRE_BROWSER=1 (CI)."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("FACELENS_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is not installed: apt-get install chromium (FACELENS_REQUIRE_BROWSER=1 needs it)")
+        pytest.skip("chromium is not installed (apt-get install chromium; FACELENS_REQUIRE_BROWSER=1 makes this a failure)")
+    return path
+
+
+def run_chromium(page: str | Path, profile: Path, *args: str, budget_ms: int = 5000, timeout: float = 60) -> str:
+    """Load `page` (a path or URL) in headless Chromium with a fresh profile and return its stdout."""
+    url = page.as_uri() if isinstance(page, Path) else page
+    command = [chromium(), "--headless", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", *args, url]
+    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{command} failed ({result.returncode}): {result.stderr[-2000:]}"
+    return result.stdout
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # FFmpeg hangs up mid-file when it has what it wants
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """A plain HTTP server over `folder` on a loopback port (no Range support); yields its base URL."""
+    server = _QuietServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -27,7 +27,8 @@ from facelens.report import CHART_NAMES
 from facelens.types import PersonRecord
 
 from conftest import DATA, VIDEOS
-from test_report import Page, run_chromium
+from conftest import run_chromium
+from test_report import Page
 
 BY_EYE = Path(__file__).parent / "data" / "people_by_eye.csv"
 WALKING = VIDEOS / "face-demographics-walking.gif"

@@ -5,15 +5,9 @@ the page rendered in headless Chromium; real runs of a stream and of photos."""
 from __future__ import annotations
 
 import base64
-import functools
-import http.server
 import json
-import os
 import random
-import shutil
 import sqlite3
-import subprocess
-import threading
 from contextlib import closing
 from dataclasses import replace
 from datetime import datetime
@@ -35,7 +29,7 @@ from facelens.errors import FacelensError
 from facelens.report import BAR_COLOR, build_report
 from facelens.types import COUNTED_MIN_FRAMES, COUNTED_MIN_SECONDS
 
-from conftest import DATA, VIDEOS
+from conftest import DATA, VIDEOS, run_chromium, serve_folder
 
 runner = CliRunner()
 
@@ -967,37 +961,6 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
 # --- headless browser ----------------------------------------------------------------------------
 
 
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("FACELENS_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium is not installed: apt-get install chromium (FACELENS_REQUIRE_BROWSER=1 needs it)")
-        pytest.skip("chromium is not installed (apt-get install chromium; FACELENS_REQUIRE_BROWSER=1 makes this a failure)")
-    return path
-
-
-def run_chromium(page: Path, profile: Path, *args: str) -> str:
-    """Load `page` in headless Chromium (a fresh profile, no network) and return its stdout."""
-    command = [
-        chromium(),
-        "--headless",
-        "--no-sandbox",  # as root, and in containers without user namespaces
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--no-default-browser-check",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=5000",
-        *args,
-        page.as_uri(),
-    ]
-    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, f"{command} failed ({result.returncode}): {result.stderr[-2000:]}"
-    return result.stdout
-
-
 def test_chromium_renders_every_chart(db_report, tmp_path: Path) -> None:
     rendered = Page(run_chromium(db_report.html, tmp_path / "profile", "--dump-dom", "--window-size=1200,3000"))
     charts = rendered.charts()
@@ -1059,34 +1022,14 @@ def test_chromium_shows_an_empty_report(tmp_path: Path) -> None:
 # --- a real stream -------------------------------------------------------------------------------
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        pass
-
-
-class _QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass  # FFmpeg hangs up mid-file when it has what it wants
-
-
 def test_report_of_a_real_stream_shows_its_dates(tmp_path: Path) -> None:
     """The street clip served over loopback HTTP, analysed as a stream: the report places its people on
     the date and time they were seen, and the table gives date-times."""
-    server = _QuietServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(VIDEOS)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     db = tmp_path / "people.db"
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/street-720p.mp4"
+    with serve_folder(VIDEOS) as base:
         before = datetime.now()
-        result = runner.invoke(app, ["analyze", url, "--all-frames", "--db", str(db), "--jsonl", str(tmp_path / "s.jsonl")])
+        result = runner.invoke(app, ["analyze", f"{base}/street-720p.mp4", "--all-frames", "--db", str(db), "--jsonl", str(tmp_path / "s.jsonl")])
         after = datetime.now()
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
     assert result.exit_code == 0, result.output
     report = build_report(db, tmp_path / "report")
     with Database(db) as database:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import struct
@@ -23,7 +22,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from conftest import COMPREFACE, noses_found
+from conftest import CHROMIUM_FLAGS, COMPREFACE, chromium, noses_found
 from test_streams import MjpegServer, _jpeg_parts
 
 from facelens.types import Box, Face
@@ -405,15 +404,6 @@ def test_listening_beyond_loopback_needs_a_token() -> None:
 # --- the page in Chromium --------------------------------------------------------------------------
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("FACELENS_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium is not installed: apt-get install chromium (FACELENS_REQUIRE_BROWSER=1 needs it)")
-        pytest.skip("chromium is not installed")
-    return path
-
-
 HASH_VIEW = """(img) => { const c = document.createElement('canvas'); c.width = 64; c.height = 36;
   const g = c.getContext('2d'); g.drawImage(img, 0, 0, 64, 36); const d = g.getImageData(0, 0, 64, 36).data;
   let h = 0; for (let i = 0; i < d.length; i += 1) h = (h * 31 + d[i]) >>> 0; return h; }"""
@@ -421,8 +411,8 @@ HASH_VIEW = """(img) => { const c = document.createElement('canvas'); c.width = 
 
 def test_page_in_chromium_shows_live_frames_figures_and_events(server: Served) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
-    executable = _chromium()
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+    executable = chromium()
+    args = CHROMIUM_FLAGS
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=args, timeout=60_000)
         try:

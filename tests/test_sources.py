@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import logging
 import os
 import shutil
@@ -16,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, VIDEOS
+from conftest import DATA, VIDEOS, serve_folder
 
 from facelens.errors import SourceError
 from facelens.sources import Reconnect, Source, open_source, read_image
@@ -357,28 +355,11 @@ def test_camera_that_does_not_come_is_retried_then_given_up(warnings_log):
     assert [r.getMessage() for r in warnings_log.records] == ["camera 9: cannot open; retrying for up to 1 s"]
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        pass
-
-
-class _QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass  # FFmpeg hangs up mid-file when it has what it wants
-
-
 @pytest.fixture(scope="module")
 def http_videos():
     """Base URL of a loopback HTTP server over the shared videos (no Range support, like a simple server)."""
-    server = _QuietServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(VIDEOS)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serve_folder(VIDEOS) as base:
+        yield base
 
 
 def test_http_stream_gives_the_frames_of_the_file(http_videos):

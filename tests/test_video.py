@@ -3,13 +3,10 @@ after the writing process was killed with SIGKILL."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import VIDEOS
+from conftest import VIDEOS, run_chromium
 from facelens.annotate import Picture
 from facelens.errors import FacelensError
 from facelens.sinks import VideoSink
@@ -377,39 +374,13 @@ class Body(HTMLParser):
             self.data = {name.removeprefix("data-"): value or "" for name, value in attrs}
 
 
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("FACELENS_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium is not installed: apt-get install chromium (FACELENS_REQUIRE_BROWSER=1 needs it)")
-        pytest.skip("chromium is not installed (apt-get install chromium; FACELENS_REQUIRE_BROWSER=1 makes this a failure)")
-    return path
-
-
 def play_in_chromium(video: Path, tmp_path: Path) -> dict[str, str]:
     """What headless Chromium's <video> made of `video` (the body's data-* of PAGE)."""
     page = video.parent / "play.html"
     page.write_text(PAGE, encoding="utf-8")
-    command = [
-        chromium(),
-        "--headless",
-        "--no-sandbox",  # as root, and in containers without user namespaces
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--allow-file-access-from-files",  # the page reads the video's pixels
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=10000",
-        "--dump-dom",
-        f"{page.as_uri()}#{video.name}",
-    ]
-    started = time.monotonic()
-    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=90)
-    assert result.returncode == 0, f"chromium failed ({result.returncode}) after {time.monotonic() - started:.0f} s: {result.stderr[-2000:]}"
-    return Body(result.stdout).data
+    # --allow-file-access-from-files: the page reads the video's pixels
+    stdout = run_chromium(f"{page.as_uri()}#{video.name}", tmp_path / "profile", "--allow-file-access-from-files", "--dump-dom", budget_ms=10000, timeout=90)
+    return Body(stdout).data
 
 
 def test_chromium_plays_the_video(speaker, tmp_path: Path) -> None:
