@@ -69,6 +69,14 @@ err = Console(stderr=True, markup=False)
 out = Console(width=None if sys.stdout.isatty() else 160, markup=False)
 log = logging.getLogger("facelens")
 
+DetectorName = Annotated[str, typer.Option("--detector", help=f"Face detector: {', '.join(DETECTORS)}.")]
+Confidence = Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detector confidence.")]
+MinFace = Annotated[float, typer.Option(min=0.0, help="Minimum face size (shorter side) in pixels.")]
+AgeGender = Annotated[bool, typer.Option("--age-gender/--no-age-gender", help="Estimate age and gender.")]
+EmotionOn = Annotated[bool, typer.Option("--emotion/--no-emotion", help="Estimate emotion.")]
+RetryFor = Annotated[float, typer.Option(min=0.0, help="Seconds to keep reconnecting a camera or stream that does not open or dropped (0: never).")]
+Device = Annotated[str, typer.Option(help="OpenVINO device: CPU, GPU, NPU, AUTO, ...")]
+Precision = Annotated[Optional[str], typer.Option(help="Model precision: FP16-INT8, FP16 or FP32 (default: best available; a network without it uses the nearest it has).", show_default=False)]
 AgeGenderModel = Annotated[
     str,
     typer.Option(
@@ -120,12 +128,12 @@ def analyze(
     jsonl: Annotated[Optional[str], typer.Option("--jsonl", help="JSON Lines, one line per frame; '-' for stdout (default when no other output is asked for). With several sources a file path needs {name} or {index}.", show_default=False)] = None,
     show: Annotated[bool, typer.Option("--show", help="Show a live window per source (needs OpenCV with a GUI).")] = False,
     blur: Annotated[bool, typer.Option("--blur", help="Pixelate faces in every image output.")] = False,
-    detector: Annotated[str, typer.Option(help=f"Face detector: {', '.join(DETECTORS)}.")] = DEFAULT_DETECTOR,
-    confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detector confidence.")] = 0.5,
-    min_face: Annotated[float, typer.Option(min=0.0, help="Minimum face size (shorter side) in pixels.")] = 0.0,
-    age_gender: Annotated[bool, typer.Option("--age-gender/--no-age-gender", help="Estimate age and gender.")] = True,
+    detector: DetectorName = DEFAULT_DETECTOR,
+    confidence: Confidence = 0.5,
+    min_face: MinFace = 0.0,
+    age_gender: AgeGender = True,
     age_gender_model: AgeGenderModel = DEFAULT_FAMILY,
-    emotion: Annotated[bool, typer.Option("--emotion/--no-emotion", help="Estimate emotion.")] = True,
+    emotion: EmotionOn = True,
     calibrate_age: Annotated[bool, typer.Option("--calibrate-age", help="With --age-gender-model omz: correct its ages with facelens' table: better for adults over ~40, worse for young adults and children (see README).")] = False,
     crop_scale: Annotated[float, typer.Option(min=0.1, max=10.0, help="Enlarge face boxes by this factor before the attribute networks.")] = CropConfig.scale,
     square: Annotated[bool, typer.Option("--square/--no-square", help="Square face boxes before the attribute networks.")] = CropConfig.square,
@@ -135,9 +143,9 @@ def analyze(
     thumbnails: Annotated[bool, typer.Option("--thumbnails", help="Keep a best-shot thumbnail of each person in its record (pixelated with --blur).")] = False,
     no_images: Annotated[bool, typer.Option("--no-images", help="Store nothing but numbers: refuse --output, --show and --thumbnails.")] = False,
     live: Annotated[Optional[bool], typer.Option("--live/--all-frames", help="Live: newest frame only, older ones dropped (default for cameras and streams). All frames: every frame (default for files).", show_default=False)] = None,
-    retry_for: Annotated[float, typer.Option(min=0.0, help="Seconds to keep reconnecting a stream that dropped (0: never).")] = Reconnect.retry_for,
-    device: Annotated[str, typer.Option(help="OpenVINO device: CPU, GPU, NPU, AUTO, ...")] = "CPU",
-    precision: Annotated[Optional[str], typer.Option(help="Model precision: FP16-INT8, FP16 or FP32 (default: best available).", show_default=False)] = None,
+    retry_for: RetryFor = Reconnect.retry_for,
+    device: Device = "CPU",
+    precision: Precision = None,
     models_dir: ModelsDir = None,
     oak_mode: Annotated[Optional[str], typer.Option("--oak-mode", help="OAK cameras: device (faces and age-gender found on the camera; default) or camera (the host's networks).", show_default=False)] = None,
     oak_models: Annotated[Optional[Path], typer.Option("--oak-models", envvar="FACELENS_OAK_MODELS", help="OAK cameras, device mode: folder of the device's model blobs (else the Luxonis model zoo).", show_default=False)] = None,
@@ -493,7 +501,7 @@ def _summary(engine: Engine, sources: list[Source], elapsed: float) -> None:
 def eval_command(
     source: Annotated[str, typer.Argument(help="Labelled CSV manifest (a path column plus age, gender, age_bucket and/or emotion), or WIDER FACE ground truth (the .txt or its folder).", show_default=False)],
     mode: Annotated[str, typer.Option(help="Attributes: crop (each labelled image is the face) or full (detector first, the largest face; images without a face are missed).")] = "crop",
-    detector: Annotated[str, typer.Option(help=f"Face detector: {', '.join(DETECTORS)}.")] = DEFAULT_DETECTOR,
+    detector: DetectorName = DEFAULT_DETECTOR,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.json, report.md and plots/*.png.")] = Path("facelens-eval"),
     limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate a random sample of this many items (images).", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the --limit sample.")] = 0,
@@ -635,21 +643,21 @@ def serve(
     k: Annotated[int, typer.Option("--k", min=1, help="k-anonymity: hide every served figure about fewer than K people, and serve no single person's records or events (1: show all).")] = 1,
     max_upload: Annotated[int, typer.Option(min=1, help="Largest POST /v1/analyze upload in bytes.")] = 20_000_000,
     cors: Annotated[Optional[list[str]], typer.Option("--cors", help="Let pages of this origin call the API (repeatable); none by default.", show_default=False)] = None,
-    detector: Annotated[str, typer.Option(help=f"Face detector: {', '.join(DETECTORS)}.")] = DEFAULT_DETECTOR,
-    confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detector confidence.")] = 0.5,
-    min_face: Annotated[float, typer.Option(min=0.0, help="Minimum face size (shorter side) in pixels.")] = 0.0,
-    age_gender: Annotated[bool, typer.Option("--age-gender/--no-age-gender", help="Estimate age and gender.")] = True,
+    detector: DetectorName = DEFAULT_DETECTOR,
+    confidence: Confidence = 0.5,
+    min_face: MinFace = 0.0,
+    age_gender: AgeGender = True,
     age_gender_model: AgeGenderModel = DEFAULT_FAMILY,
-    emotion: Annotated[bool, typer.Option("--emotion/--no-emotion", help="Estimate emotion.")] = True,
+    emotion: EmotionOn = True,
     calibrate_age: Annotated[bool, typer.Option("--calibrate-age", help="Correct the age network's estimates with facelens' table (see README).")] = False,
     every_frame: Annotated[bool, typer.Option("--every-frame", help="Run the attribute networks on every face of every frame.")] = False,
     blur: Annotated[bool, typer.Option("--blur", help="Pixelate faces in the live views and annotated images.")] = False,
     db: Annotated[Optional[Path], typer.Option("--db", help="SQLite database to record people and events in (one run per source).", show_default=False)] = None,
     no_images: Annotated[bool, typer.Option("--no-images", help="Serve numbers only: no live video, no annotated images.")] = False,
     live: Annotated[Optional[bool], typer.Option("--live/--all-frames", help="Live: newest frame only (default for cameras and streams). All frames: every frame (default for files).", show_default=False)] = None,
-    retry_for: Annotated[float, typer.Option(min=0.0, help="Seconds to keep reconnecting a stream that dropped (0: never).")] = Reconnect.retry_for,
-    device: Annotated[str, typer.Option(help="OpenVINO device: CPU, GPU, NPU, AUTO, ...")] = "CPU",
-    precision: Annotated[Optional[str], typer.Option(help="Model precision: FP16-INT8, FP16 or FP32 (default: best available).", show_default=False)] = None,
+    retry_for: RetryFor = Reconnect.retry_for,
+    device: Device = "CPU",
+    precision: Precision = None,
     models_dir: ModelsDir = None,
 ) -> None:
     """Run SOURCES live and serve a web page and an HTTP API over them (FastAPI under uvicorn)."""
