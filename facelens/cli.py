@@ -497,6 +497,71 @@ def _summary(engine: Engine, sources: list[Source], elapsed: float) -> None:
         )
 
 
+@app.command()
+def batch(
+    inputs: Annotated[list[str], typer.Argument(help="Folders, globs ('archive/**/*.mp4'), text files listing paths (one a line), videos and photos.", show_default=False)],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for one JSON Lines file per video and per photo folder, people.db and manifest.db; a later run into it resumes.", show_default=False)],
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Files analyzed at once, sharing one set of networks.")] = 2,
+    detector: DetectorName = DEFAULT_DETECTOR,
+    confidence: Confidence = 0.5,
+    min_face: MinFace = 0.0,
+    age_gender: AgeGender = True,
+    age_gender_model: AgeGenderModel = DEFAULT_FAMILY,
+    emotion: EmotionOn = True,
+    calibrate_age: Annotated[bool, typer.Option("--calibrate-age", help="With --age-gender-model omz: correct its ages with facelens' table (see README).")] = False,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Follow faces in videos as people (fused labels, events, person records).")] = True,
+    every_frame: Annotated[bool, typer.Option("--every-frame", help="Run the attribute networks on every face of every frame.")] = False,
+    device: Device = "CPU",
+    precision: Precision = None,
+    models_dir: ModelsDir = None,
+) -> None:
+    """Analyze many files into one folder, resumably: a rerun skips the files done and redoes those in flight."""
+    from .batch import expand, run_batch
+
+    if detector not in DETECTORS:
+        raise _fail(f"--detector {detector}: unknown; choose one of {', '.join(DETECTORS)}", 2)
+    if age_gender_model not in FAMILIES:
+        raise _fail(f"--age-gender-model {age_gender_model}: unknown; choose one of {', '.join(FAMILIES)}", 2)
+    if every_frame and not track:
+        raise _fail("--no-track: --every-frame needs tracking", 2)
+    units, missing = expand(inputs)
+    if not units:
+        raise _fail("nothing to analyze: " + "; ".join(f"{spec}: {why}" for spec, why in missing))
+    stop = None
+    try:
+        analyzer = Analyzer(detector, device=device, confidence=confidence, min_face=min_face, age_gender=age_gender, age_gender_model=age_gender_model, emotion=emotion, head_pose=track, calibrate_age=calibrate_age, precision=precision, store=ModelStore(models_dir), progress=True)
+        options = {"detector": detector, "confidence": confidence, "every_frame": every_frame, "age_gender_model": age_gender_model if age_gender else None}
+        with _stop_signals() as stop:
+            try:
+                result = run_batch(units, missing, out_dir, analyzer, people=PeopleConfig(every_frame=every_frame) if track else None, options=options, jobs=jobs, stop=lambda: stop.requested, console=err)
+            finally:
+                stop.settled()
+    except FacelensError as error:
+        raise _fail(str(error)) from None
+    except KeyboardInterrupt:
+        err.print("stopped at once; the files in flight are done again by the next run into the same --out", highlight=False)
+        raise typer.Exit(128 + (stop.signum if stop is not None and stop.requested else signal.SIGINT)) from None
+    rate = lambda n, s: f"{n / s:.1f}/s" if s > 0 else "-"
+    err.print(
+        f"{len(result.done)} done, {len(result.already)} already done, {len(result.failed)} failed in {result.seconds:.1f} s: "
+        f"{result.video_frames} video frames ({rate(result.video_frames, result.video_seconds)}), {result.photos} photos ({rate(result.photos, result.photo_seconds)}), "
+        f"{result.faces} faces; {out_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for path, reason in result.photos_skipped:
+        err.print(f"skipped: {path}: {reason}", highlight=False, soft_wrap=True)
+    if result.stopped:
+        assert stop is not None
+        err.print(f"{stop.name}: stopped; the files in flight are done again by the next run into the same --out", highlight=False)
+        raise typer.Exit(128 + stop.signum)
+    if result.failed or result.photos_skipped:
+        for _, error in result.failed:
+            err.print(f"failed: {error}", highlight=False, soft_wrap=True)
+        everything = not result.done and not result.already
+        raise typer.Exit(EXIT_FAILED if everything else EXIT_SOME_FAILED)
+
+
 @app.command("eval")
 def eval_command(
     source: Annotated[str, typer.Argument(help="Labelled CSV manifest (a path column plus age, gender, age_bucket and/or emotion), or WIDER FACE ground truth (the .txt or its folder).", show_default=False)],
