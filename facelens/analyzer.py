@@ -10,8 +10,8 @@ import numpy as np
 from .attribute_models import DEFAULT_FAMILY, FAMILIES
 from .attributes import AttributeEstimator
 from .crop import CropConfig
-from .engine import Engine
 from .detect import DEFAULT_DETECTOR, DETECTORS, Detector
+from .engine import Engine
 from .errors import ModelError
 from .models import ModelStore
 from .people import PeopleConfig
@@ -81,11 +81,9 @@ class Analyzer:
         check_device(device)  # before any model is looked for, let alone downloaded
         store = store or ModelStore()
 
-        def network(model: str, single_thread: bool = False) -> Network:
-            xml, weights = store.locate(model, precision, progress=progress)
-            return Network(xml, weights, device, single_thread=single_thread)
-
-        self.detector = Detector(network(detector), DETECTORS[detector], confidence, min_face)
+        xml, weights = store.locate(detector, precision, progress=progress)
+        # One frame a request: a static shape, which every device takes.
+        self.detector = Detector(Network(xml, weights, device, max_batch=1), DETECTORS[detector], confidence, min_face)
         # The attribute networks are small: one thread a request, as frames overlap anyway.
         self.attributes = AttributeEstimator.load(
             store,

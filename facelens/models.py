@@ -35,6 +35,7 @@ __all__ = [
     "ModelStore",
     "VerifyResult",
     "catalog",
+    "compiled_cache_dir",
     "default_precision",
     "download",
     "model_files",
@@ -322,6 +323,13 @@ def download(
     # We just hashed it while streaming: spare the next locate() the work.
     _hashes[_stat_key(dest)] = actual
     return dest
+
+
+def compiled_cache_dir() -> Path:
+    """Where compiled networks are kept between runs: `compiled/` in $FACELENS_CACHE_DIR, else in the
+    user cache folder (next to the downloaded models)."""
+    base = os.environ.get("FACELENS_CACHE_DIR")
+    return (Path(base).expanduser() if base else Path(platformdirs.user_cache_dir("facelens"))) / "compiled"
 
 
 class ModelStore:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import ctypes
+import logging
+import os
+import queue
 import re
 import sys
 import threading
@@ -14,6 +18,9 @@ import openvino as ov
 from openvino.preprocess import PrePostProcessor
 
 from .errors import ModelError
+from .models import compiled_cache_dir
+
+log = logging.getLogger(__name__)
 
 _core: ov.Core | None = None
 _core_lock = threading.Lock()
@@ -74,15 +81,24 @@ class InferenceError(RuntimeError):
     """An inference request failed or did not finish in time."""
 
 
+BATCH_SIZES = (1, 2, 4, 8, 16)
+"""The batch sizes a network is compiled for (up to its `max_batch`); other counts are split among them."""
+
+
 class Network:
     """A model that takes uint8 BGR images of its own size in NHWC order and returns named outputs.
 
     `xml` is an OpenVINO IR file with its `weights`, or an ONNX file (weights None). `rgb` feeds the
     network RGB; `mean` (per channel, in the network's colour order) and `scale` normalise its input
     as (byte - mean) / scale. Layout and type conversion are folded into the compiled model, so callers hand over crops as
-    they come from OpenCV, without float copies. Each batch size gets its own static-shape compiled
-    model, made on first use: on CPU a static batch of N runs about twice as fast as N single calls,
-    while dynamic or padded batches measured slower than that. By default models are compiled for
+    they come from OpenCV, without float copies. The network is compiled for each of `BATCH_SIZES` up
+    to `max_batch` (and `max_batch`): batch 1 here, the others at once on a compiling thread, so a
+    stream never waits for a compile when a new number of faces turns up. A batch is split among the
+    sizes compiled so far (13 faces: 8 + 4 + 1; 1 + 1 + ... until then).
+    Compiled networks are kept in `cache_dir` (by default `facelens.models.compiled_cache_dir()`):
+    the next run loads them instead of compiling. An unreadable, corrupt or stale entry is compiled
+    again, and a cache folder that cannot be written only means no cache.
+    By default models are compiled for
     throughput (one stream per core), so several requests in flight share the cores without threads
     spinning; hint="LATENCY" spreads each single request over all cores instead. `single_thread`
     gives each request one CPU thread: right for small networks whose requests from several frames
@@ -101,6 +117,7 @@ class Network:
         rgb: bool = False,
         mean: tuple[float, float, float] | None = None,
         scale: float | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         check_device(device)
         try:
@@ -140,12 +157,59 @@ class Network:
                 steps.mean(list(mean))
             if scale is not None:
                 steps.scale(scale)
-        self._model = ppp.build()
-        self._compiled: dict[int, ov.CompiledModel] = {}
-        self._idle: dict[int, list[ov.InferRequest]] = {}
+        model = ppp.build()
+        # A static shape per batch size: on CPU a batch of N runs about twice as fast as N single
+        # calls, and a dynamic batch gave wrong results (landmarks-regression-retail-0009, OpenVINO 2026.4).
+        self.batch_sizes = sorted({b for b in BATCH_SIZES if b < max_batch} | {max_batch})
+        cache = _writable(cache_dir or compiled_cache_dir())
+        sized = {}
+        for batch in self.batch_sizes:
+            sized[batch] = model.clone()
+            sized[batch].reshape({sized[batch].inputs[0]: [batch, self.height, self.width, 3]})
+        # Batch 1 now, so a device that refuses the model fails here, not on the first frame; the
+        # larger sizes on the compiling thread, while the first frames run as smaller batches.
+        self._compiled: dict[int, ov.CompiledModel] = {1: self._compile(sized.pop(1), cache)}
+        self._idle: dict[int, list[ov.InferRequest]] = {batch: [] for batch in self.batch_sizes}
         self._called_back: set[int] = set()
         self._lock = threading.Lock()
-        self._release(1, self._take(1))  # fail now, not on the first frame, if the device refuses the model
+        self._all_compiled = threading.Event()
+        self._pending = len(sized)
+        if not sized:
+            self._all_compiled.set()
+        for batch, one in sized.items():
+            _compiler.put(lambda batch=batch, one=one: self._compile_later(batch, one, cache))
+
+    def _compile_later(self, batch: int, model: ov.Model, cache: Path | None) -> None:
+        try:
+            compiled = self._compile(model, cache)
+        except ModelError as error:  # that size stays unused: its batches run as smaller ones
+            log.warning("%s: batch size %d unused: %s", self.name, batch, error)
+        else:
+            with self._lock:
+                self._compiled[batch] = compiled
+        finally:
+            with self._lock:
+                self._pending -= 1
+                if not self._pending:
+                    self._all_compiled.set()
+
+    def _compile(self, model: ov.Model, cache_dir: Path | None) -> ov.CompiledModel:
+        config = dict(self.config)
+        if cache_dir is not None:
+            config["CACHE_DIR"] = str(cache_dir)
+        try:
+            return core().compile_model(model, self.device, config)
+        except RuntimeError as error:
+            if cache_dir is None:
+                raise ModelError(
+                    f"{self.name}: cannot compile for device {self.device}: {_reason(error)} "
+                    f"(available devices: {', '.join(available_devices())})"
+                ) from None
+            # OpenVINO compiles anew when an entry will not load; anything else the cache can still
+            # raise (a folder made read-only meanwhile, a full disk) costs the cache, not the run.
+            compiled = self._compile(model, None)
+            log.warning("%s: compiled without the cache in %s (%s)", self.name, cache_dir, _reason(error))
+            return compiled
 
     @property
     def size(self) -> tuple[int, int]:
@@ -154,31 +218,29 @@ class Network:
 
     def _take(self, batch: int) -> ov.InferRequest:
         with self._lock:
-            idle = self._idle.setdefault(batch, [])
-            if idle:
-                return idle.pop()
-            compiled = self._compiled.get(batch)
-            if compiled is None:
-                model = self._model.clone()
-                model.reshape({model.inputs[0]: [batch, self.height, self.width, 3]})
-                try:
-                    compiled = core().compile_model(model, self.device, self.config)
-                except RuntimeError as error:
-                    raise ModelError(
-                        f"{self.name}: cannot compile for device {self.device}: {_reason(error)} "
-                        f"(available devices: {', '.join(available_devices())})"
-                    ) from None
-                self._compiled[batch] = compiled
-            return compiled.create_infer_request()
+            idle = self._idle[batch]
+            return idle.pop() if idle else self._compiled[batch].create_infer_request()
 
     def _release(self, batch: int, request: ov.InferRequest) -> None:
         with self._lock:
             self._idle[batch].append(request)
 
-    def prepare(self, batch_sizes: Iterable[int]) -> None:
-        """Compile these batch sizes now rather than on first use."""
+    def _split(self, count: int) -> list[int]:
+        """`count` images as compiled batch sizes, largest first: 13 -> 8, 4, 1 (no padding)."""
+        with self._lock:
+            ready = sorted(self._compiled, reverse=True)
+        sizes = []
+        while count:
+            sizes.append(next(b for b in ready if b <= count))
+            count -= sizes[-1]
+        return sizes
+
+    def prepare(self, batch_sizes: Iterable[int] = ()) -> None:
+        """Wait until every batch size is compiled, then run each of `batch_sizes` once on blank
+        images, so a benchmark's first timed call pays no first-use cost either."""
+        self._all_compiled.wait()
         for batch in batch_sizes:
-            self._release(batch, self._take(min(batch, self.max_batch)))
+            self.infer(np.zeros((min(batch, self.max_batch), self.height, self.width, 3), np.uint8))
 
     def submit(self, images: np.ndarray, then: Callable[[dict[str, np.ndarray]], None] | None = None) -> Inference:
         """Start inference on a uint8 batch (N, height, width, 3) without waiting for it.
@@ -190,11 +252,13 @@ class Network:
         """
         if images.ndim != 4 or images.shape[1:] != (self.height, self.width, 3) or images.dtype != np.uint8:
             raise ValueError(f"{self.name}: expected uint8 (N, {self.height}, {self.width}, 3), got {images.dtype} {images.shape}")
-        inference = Inference(self, [], then, -(-len(images) // self.max_batch))
-        for start in range(0, len(images), self.max_batch):
-            chunk = images[start : start + self.max_batch]
-            request = self._take(len(chunk))
-            inference._parts.append((len(chunk), request))
+        sizes = self._split(len(images))
+        inference = Inference(self, [], then, len(sizes))
+        start = 0
+        for batch in sizes:
+            chunk, start = images[start : start + batch], start + batch
+            request = self._take(batch)
+            inference._parts.append((batch, request))
             inference._requests.append(request)
             if then is not None:
                 # The box is emptied on completion, so an idle request keeps no frame alive.
@@ -212,6 +276,38 @@ class Network:
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Run a uint8 batch (N, height, width, 3); return each output as an array with N rows."""
         return self.submit(images).result()
+
+
+class _Compiler:
+    """One thread that compiles networks' larger batch sizes in the order asked. At exit it stops
+    after the compile under way: a run that ends first (one photo) does not wait for the rest."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._start = threading.Lock()
+
+    def put(self, job: Callable[[], None]) -> None:
+        with self._start:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="facelens-compile", daemon=True)
+                self._thread.start()
+                atexit.register(self._stop)
+        self._jobs.put(job)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None and not self._stopping:
+            job()
+
+    def _stop(self) -> None:
+        self._stopping = True
+        self._jobs.put(None)
+        if self._thread is not None:
+            self._thread.join()
+
+
+_compiler = _Compiler()
 
 
 class Inference:
@@ -281,6 +377,16 @@ class Inference:
         else:
             self._outputs = {name: np.concatenate(c) for name, c in chunks.items()}
         return self._outputs
+
+
+def _writable(folder: Path) -> Path | None:
+    """`folder`, made if need be, if this process can write there; else None (no cache)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        log.debug("no compiled-network cache: %s", error)
+        return None
+    return folder if os.access(folder, os.W_OK | os.X_OK) else None
 
 
 def _completed(box: list[Inference]) -> None:
