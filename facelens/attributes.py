@@ -292,7 +292,7 @@ class PendingAttributes:
                 landmarks[i] = tuple((float(x), float(y)) for x, y in self._points[row])
         out = []
         for i in range(count):
-            age, male, emotion, pose = (mean(name, i) for name in ("age", "male", "emotion", "pose"))
+            age, male, emotion, pose, distribution = (mean(name, i) for name in ("age", "male", "emotion", "pose", "age_distribution"))
             out.append(
                 Attributes(
                     None if age is None else float(age),
@@ -300,12 +300,21 @@ class PendingAttributes:
                     None if emotion is None else _emotion(emotion.tolist()),
                     None if pose is None else Pose(*(float(v) for v in pose)),
                     landmarks[i],
+                    None if distribution is None else tuple(distribution.tolist()),
                 )
             )
         return out
 
 
+UNSURE_GENDER = (0.35, 0.65)
+"""A face whose probability of male is within this band gets gender "unknown" (the probability still
+given): on utkface-3k both families are right on only 48-58% of those faces, a coin flip, while they
+are ~3.5-4.5% of all (benchmarks/gender_unknown.py)."""
+
+
 def _gender(male: float) -> Gender:
+    if UNSURE_GENDER[0] <= male <= UNSURE_GENDER[1]:
+        return Gender("unknown", male)
     best = int(male > 0.5)
     return Gender(GENDERS[best], male if best else 1.0 - male)
 

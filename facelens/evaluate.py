@@ -21,6 +21,8 @@ Definitions (the figures of `evaluate_attributes` and `evaluate_detection`)
 - Age MAE: mean |predicted - true| in years, over all labelled ages and over true ages 18-75 (the
   range the model is made for). Age-bucket accuracy: the `AGE_BUCKETS` label of the predicted age
   against the true bucket (the `age_bucket` column if given, else the bucket of the true age).
+- Gender: a face the network is unsure of gets "unknown" (`facelens.attributes.UNSURE_GENDER`);
+  "gender unknown" is their share, and gender accuracy is over the faces given a gender.
 - Confidence intervals: percentile bootstrap, 95%, `BOOTSTRAP_RESAMPLES` resamples of the items
   with replacement, fixed seed. Detection figures resample whole images (faces of one image are
   not independent).
@@ -636,6 +638,10 @@ def evaluate_attributes(
     if has_bucket.any():
         figures["age_bucket_accuracy"] = _figure(accuracy, [data["true_bucket"], data["pred_bucket"]], has_bucket, groups, seed)
         confusion["age_bucket"] = _confusion(data["true_bucket"][has_bucket], data["pred_bucket"][has_bucket], BUCKETS)
+    # A face the network is unsure of is "unknown": not in the accuracy, counted on its own.
+    said_gender = (data["true_gender"] >= 0) & ((data["pred_gender"] >= 0) | data["unsure_gender"])
+    if said_gender.any():
+        figures["gender_unknown"] = _figure(share, [data["unsure_gender"]], said_gender, groups, seed)
     has_gender = (data["true_gender"] >= 0) & (data["pred_gender"] >= 0)
     if has_gender.any():
         figures["gender_accuracy"] = _figure(accuracy, [data["true_gender"], data["pred_gender"]], has_gender, groups, seed)
@@ -668,6 +674,7 @@ def _attribute_arrays(items: Sequence[Item], predictions: Sequence[Attributes | 
         "pred_bucket": np.array([-1 if math.isnan(a) else BUCKETS.index(age_bucket(a)) for a in pred_age], np.int64),
         "true_gender": np.array([index(GENDERS, i.gender) for i in items], np.int64),
         "pred_gender": np.array([index(GENDERS, None if p.gender is None else p.gender.label) for p in preds], np.int64),
+        "unsure_gender": np.array([p.gender is not None and p.gender.label not in GENDERS for p in preds], bool),
         "true_emotion": np.array([index(EMOTIONS, i.emotion) for i in items], np.int64),
         "pred_emotion": np.array([index(EMOTIONS, None if p.emotion is None else p.emotion.label) for p in preds], np.int64),
     }
@@ -881,8 +888,9 @@ FIGURE_TITLES: dict[str, tuple[str, str]] = {
     "minor_recall": ("minor (age < 18) recall", "share"),
     "age_bias": ("age bias (mean predicted - true)", "signed years"),
     "age_bucket_accuracy": ("age-bucket accuracy", "share"),
-    "gender_accuracy": ("gender accuracy, all ages", "share"),
-    "gender_accuracy_18_75": ("gender accuracy, true age 18-75", "share"),
+    "gender_unknown": ("gender unknown (network unsure)", "share"),
+    "gender_accuracy": ("gender accuracy, all ages, faces labelled", "share"),
+    "gender_accuracy_18_75": ("gender accuracy, true age 18-75, faces labelled", "share"),
     "emotion_accuracy": ("emotion accuracy (5 classes)", "share"),
 }
 DETECTION_TITLES: dict[str, tuple[str, str]] = {

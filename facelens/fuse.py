@@ -252,6 +252,11 @@ class PersonFusion:
     emotion: exponentially time-decayed, quality-weighted mean of the probability vectors. Shown
     labels follow hysteresis rules (see `FusionConfig`), so one odd frame never flips them.
     Not thread-safe: one instance per person, fed in frame order.
+
+    A posterior over the cc0 age network's 81 ages (`Attributes.age_distribution`) measured no
+    better than the median on utkface faces seen 3 and 8 times (benchmarks/age_posterior.py): age
+    MAE within 0.2 years, and its 95% interval held the true age only 75-79% of the time, the
+    network's own distribution being overconfident (62% for one view).
     """
 
     def __init__(self, config: FusionConfig = FusionConfig()) -> None:
@@ -288,7 +293,7 @@ class PersonFusion:
             if attributes.age is not None and math.isfinite(attributes.age):
                 self._add_age(float(attributes.age), w)
             if attributes.gender is not None:
-                self._add_gender(attributes.gender.label, attributes.gender.probability, w)
+                self._add_gender(attributes.gender.male, w)
         if attributes.emotion is not None:
             self._add_emotion(attributes.emotion.probabilities, w, float(observation.timestamp))
         self._fused = self._snapshot()
@@ -332,9 +337,9 @@ class PersonFusion:
             if age < start - config.age_margin or age >= end + config.age_margin:
                 self._bucket = age_bucket(age)
 
-    def _add_gender(self, label: str, probability: float, w: float) -> None:
+    def _add_gender(self, p_male: float, w: float) -> None:
+        # A view the network is unsure of ("unknown") still adds its little evidence.
         config = self.config
-        p_male = probability if label == "male" else 1 - probability
         p_male = min(max(p_male, 0.02), 0.98)  # one overconfident frame must not outvote many
         cap = config.gender_max_log_odds
         self._log_odds = min(max(self._log_odds + w * _logit(p_male), -cap), cap)

@@ -77,9 +77,14 @@ class Detection:
 @dataclass(frozen=True, slots=True)
 class Gender:
     label: str
-    """"female" or "male"."""
+    """"female", "male", or "unknown" where the network is unsure (`facelens.attributes.UNSURE_GENDER`)."""
     probability: float
-    """Probability of `label`, 0.5 to 1."""
+    """Probability of `label`, 0.5 to 1; while "unknown", the probability of male."""
+
+    @property
+    def male(self) -> float:
+        """The probability of male."""
+        return 1.0 - self.probability if self.label == "female" else self.probability
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +125,9 @@ class Attributes:
     pose: Pose | None = None
     landmarks: Landmarks | None = None
     """Five points in frame pixels, where a network wanted an aligned face (see `Face.landmarks`)."""
+    age_distribution: tuple[float, ...] | None = None
+    """Probabilities over `facelens.attribute_models.cc0.AGES` where the age network gives them (cc0);
+    for the person-level fusion, not in the per-face JSON (81 numbers a face)."""
 
 
 Landmarks = tuple[tuple[float, float], ...]

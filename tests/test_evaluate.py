@@ -318,7 +318,7 @@ def test_utkface_crop_and_full(tmp_path: Path) -> None:
     assert (crop["mode"], crop["items"], crop["evaluated"], crop["skipped"]["count"]) == ("crop", 60, 60, 0)
     figures = crop["figures"]
     # Children are among the 60, so under-18 MAE and the recall of `minor` are there; its precision only if some face read under 18.
-    always = {"age_mae", "age_mae_18_75", "age_mae_under_18", "minor_recall", "age_bias", "age_bucket_accuracy", "gender_accuracy", "gender_accuracy_18_75"}
+    always = {"age_mae", "age_mae_18_75", "age_mae_under_18", "minor_recall", "age_bias", "age_bucket_accuracy", "gender_unknown", "gender_accuracy", "gender_accuracy_18_75"}
     assert always <= set(figures) <= always | {"minor_precision"}
     children = figures["age_mae"]["by_age_bucket"]["child"]["n"]
     assert children <= figures["age_mae_under_18"]["n"] == figures["minor_recall"]["n"] < 60
@@ -330,8 +330,13 @@ def test_utkface_crop_and_full(tmp_path: Path) -> None:
     groups = figures["age_mae"]["by_age_bucket"]
     assert sum(g["n"] for g in groups.values()) == 60 and set(groups) <= {"child", "teen", "20-29", "30-44", "45-64", "65+"}
     assert groups["child"]["value"] < 8  # the default family was trained on all ages (omz, made for adults: ~15)
-    assert {g: v["n"] for g, v in figures["gender_accuracy"]["by_gender"].items()} == {"female": 30, "male": 30}
-    assert np.array(crop["confusion"]["gender"]["matrix"]).sum() == 60
+    # Faces the network is unsure of are "unknown": counted on their own, not in the accuracy.
+    unknown = figures["gender_unknown"]
+    assert unknown["n"] == 60 and unknown["value"] < 0.2
+    labelled = round(60 * (1 - unknown["value"]))
+    assert figures["gender_accuracy"]["n"] == labelled == np.array(crop["confusion"]["gender"]["matrix"]).sum()
+    assert {g: v["n"] for g, v in unknown["by_gender"].items()} == {"female": 30, "male": 30}
+    assert sum(v["n"] for v in figures["gender_accuracy"]["by_gender"].values()) == labelled
     plots = tmp_path / "crop" / "plots"
     assert {p.name for p in plots.glob("*.png")} == {"age_error_by_bucket.png", "gender_accuracy_by_bucket.png"}
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in plots.glob("*.png"))
@@ -341,7 +346,8 @@ def test_utkface_crop_and_full(tmp_path: Path) -> None:
     miss = full["figures"]["miss_rate"]
     assert miss["n"] == 60 and miss["value"] < 0.2
     assert full["found"] == round(60 * (1 - miss["value"]))
-    assert full["figures"]["gender_accuracy"]["n"] == full["found"]
+    assert full["figures"]["gender_unknown"]["n"] == full["found"]
+    assert full["figures"]["gender_accuracy"]["n"] == round(full["found"] * (1 - full["figures"]["gender_unknown"]["value"]))
     assert full["figures"]["gender_accuracy_18_75"]["value"] > 0.85
 
 
@@ -404,7 +410,7 @@ def test_bad_rows_and_bad_manifest_through_the_command(tmp_path: Path) -> None:
         "path,age,gender\n" + "".join(f"{UTK.parent / p},{a},{g}\n" for p, a, g in adults) + "broken.jpg,30,male\nbroken.jpg,old,male\n",
     )
     results = _eval(manifest, "--out", tmp_path / "out")
-    assert results["evaluated"] == 3 and results["figures"]["gender_accuracy"]["n"] == 3
+    assert results["evaluated"] == 3 and results["figures"]["gender_unknown"]["n"] == 3
     assert results["skipped"]["count"] == 2
     assert results["skipped"]["reasons"] == {"bad age": 1, "unreadable image": 1}
 

@@ -132,6 +132,17 @@ def test_gender_log_odds_by_hand():
     assert fused.gender_confidence == pytest.approx(sigmoid(log_odds))
 
 
+def test_views_the_network_is_unsure_of_still_add_their_evidence():
+    """A per-face "unknown" gender carries its probability of male, and fusion weighs it like any view."""
+    unsure, labelled = PersonFusion(POSTERIOR_ONLY), PersonFusion(POSTERIOR_ONLY)
+    for _ in range(4):
+        a = unsure.add(obs(1.0, gender=("unknown", 0.64)))
+        b = labelled.add(obs(1.0, gender=("male", 0.64)))
+    assert a.gender_confidence == b.gender_confidence == pytest.approx(sigmoid(4 * logit(0.64)))
+    assert a.gender == b.gender == "male"
+    assert PersonFusion(POSTERIOR_ONLY).add(obs(1.0, gender=("unknown", 0.36))).gender_confidence == pytest.approx(0.64)
+
+
 def test_gender_hysteresis():
     fusion = PersonFusion(POSTERIOR_ONLY)
     assert fusion.add(obs(1.0, gender=("male", 0.9))).gender == "male"  # log-odds 2.197 -> 0.9 >= 0.8
