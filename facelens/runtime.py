@@ -162,26 +162,28 @@ class Network:
         # calls, and a dynamic batch gave wrong results (landmarks-regression-retail-0009, OpenVINO 2026.4).
         self.batch_sizes = sorted({b for b in BATCH_SIZES if b < max_batch} | {max_batch})
         cache = _writable(cache_dir or compiled_cache_dir())
-        sized = {}
-        for batch in self.batch_sizes:
-            sized[batch] = model.clone()
-            sized[batch].reshape({sized[batch].inputs[0]: [batch, self.height, self.width, 3]})
+        if model.inputs[0].get_partial_shape()[0] != ov.Dimension(1):
+            model.reshape({model.inputs[0]: [1, self.height, self.width, 3]})
+        larger = self.batch_sizes[1:]
+        spare = model.clone() if larger else None  # the compiling thread's own copy to reshape
         # Batch 1 now, so a device that refuses the model fails here, not on the first frame; the
         # larger sizes on the compiling thread, while the first frames run as smaller batches.
-        self._compiled: dict[int, ov.CompiledModel] = {1: self._compile(sized.pop(1), cache)}
+        self._compiled: dict[int, ov.CompiledModel] = {1: self._compile(model, cache)}
         self._idle: dict[int, list[ov.InferRequest]] = {batch: [] for batch in self.batch_sizes}
         self._called_back: set[int] = set()
         self._lock = threading.Lock()
         self._all_compiled = threading.Event()
-        self._pending = len(sized)
-        if not sized:
+        self._pending = len(larger)
+        if not larger:
             self._all_compiled.set()
-        for batch, one in sized.items():
-            _compiler.put(lambda batch=batch, one=one: self._compile_later(batch, one, cache))
+        for batch in larger:
+            _compiler.put(lambda batch=batch: self._compile_later(batch, spare, cache))
 
     def _compile_later(self, batch: int, model: ov.Model, cache: Path | None) -> None:
         try:
-            compiled = self._compile(model, cache)
+            sized = model if batch == self.batch_sizes[-1] else model.clone()
+            sized.reshape({sized.inputs[0]: [batch, self.height, self.width, 3]})
+            compiled = self._compile(sized, cache)
         except ModelError as error:  # that size stays unused: its batches run as smaller ones
             log.warning("%s: batch size %d unused: %s", self.name, batch, error)
         else:
