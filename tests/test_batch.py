@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import signal
@@ -203,3 +204,13 @@ def test_sigterm_stops_cleanly_and_leaves_the_file_in_flight(tmp_path: Path) -> 
         process.kill()
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert "SIGTERM" in stderr and manifest(out)[str(SPEAKER)]["status"] == "in-flight"
+
+
+def test_a_second_batch_into_the_same_folder_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".lock", "a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        refused = facelens("batch", COMPREFACE / PHOTOS[0], "--out", out)
+    assert refused.exit_code == 1 and "another facelens batch is writing into this folder" in refused.output
+    assert facelens("batch", COMPREFACE / PHOTOS[0], "--out", out).exit_code == 0

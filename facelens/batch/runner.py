@@ -3,12 +3,13 @@ Lines file and database run, recorded in the manifest so that a later run resume
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
-from contextlib import closing
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ log = logging.getLogger("facelens")
 
 DATABASE = "people.db"
 MANIFEST = "manifest.db"
+LOCK = ".lock"
 
 
 @dataclass
@@ -85,7 +87,7 @@ def run_batch(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise FacelensError(f"{out}: cannot create the batch folder ({error.strerror or error})") from None
-    with closing(Manifest(out / MANIFEST)) as manifest, Database(out / DATABASE) as database:
+    with _only_run(out), closing(Manifest(out / MANIFEST)) as manifest, Database(out / DATABASE) as database:
         entries = manifest.entries()
         for spec, reason in missing:
             manifest.fail(spec, "input", None, f"{spec}: {reason}")
@@ -210,6 +212,20 @@ def _run_group(
         else:
             result.photos += stats.frames
             result.photo_seconds += seconds
+
+
+@contextmanager
+def _only_run(out: Path) -> Iterator[None]:
+    """Hold the batch folder's lock: a second batch into it would remove the first's rows in flight."""
+    with open(out / LOCK, "a") as file:
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FacelensError(f"{out}: another facelens batch is writing into this folder") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(file.fileno(), fcntl.LOCK_UN)
 
 
 def _publish(part: Path, final: Path) -> None:
