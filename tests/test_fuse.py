@@ -435,8 +435,8 @@ def test_fusion_reduces_flicker_on_a_real_video():
 
 
 def test_women_in_street_video_are_left_unknown_rather_than_shown_men():
-    """street-720p.mp4 with the default networks: faces of 30-100 px, many turned; the age-gender
-    network says most women there are men, with p 0.6-0.9 view after view. The people whose gender we
+    """street-720p.mp4 with the omz age-gender network: faces of 30-100 px, many turned; the network
+    says most women there are men, with p 0.6-0.9 view after view. The people whose gender we
     know by eye (tests/data/street_faces_by_eye.csv, face positions labelled by eye every third frame)
     are shown their gender or unknown, not mostly the other one. Every face goes through the networks,
     so that what the fusion is given does not depend on the attribute budget's timing. Before views
@@ -447,7 +447,7 @@ def test_women_in_street_video_are_left_unknown_rather_than_shown_men():
             anchors[int(row["frame"])].append((float(row["x"]), float(row["y"]), float(row["height"]), row["gender"]))
     votes: dict[int, Counter] = defaultdict(Counter)
     final = {}
-    for result in facelens.Analyzer().stream(VIDEOS / "street-720p.mp4", people=PeopleConfig(every_frame=True)):
+    for result in facelens.Analyzer(age_gender_model="omz").stream(VIDEOS / "street-720p.mp4", people=PeopleConfig(every_frame=True)):
         for face in result.faces:
             cx, cy = face.box.center
             for x, y, h, gender in anchors.get(result.index, []):
