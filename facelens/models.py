@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import httpx
 import platformdirs
 
 from facelens.errors import ChecksumError, ModelError
+
+if TYPE_CHECKING:  # httpx (~70 ms to import) only when something is downloaded
+    import httpx
 
 __all__ = [
     "DEFAULT_PRECISION",
@@ -66,7 +68,7 @@ _HINT = (
 log = logging.getLogger("facelens")
 _COLUMNS = ["model", "precision", "file", "size", "sha384", "url"]
 _CHUNK = 1 << 16
-_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_TIMEOUT = (30.0, 10.0)  # seconds: any step, connecting
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,12 @@ def _progress_bar(enabled: bool, name: str, total: int | None) -> Iterator[Calla
         yield lambda n: bar.advance(task, n)
 
 
+def _timeout() -> httpx.Timeout:
+    import httpx
+
+    return httpx.Timeout(_TIMEOUT[0], connect=_TIMEOUT[1])
+
+
 def download(
     url: str,
     dest: Path,
@@ -251,6 +259,8 @@ def download(
     verified; on any failure it is removed, `dest` is left untouched and ModelError (ChecksumError
     for a wrong hash) is raised. KeyboardInterrupt is re-raised after the cleanup.
     """
+    import httpx
+
     dest = Path(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -276,7 +286,7 @@ def download(
             responded = False
             try:
                 with (client.stream if client else httpx.stream)(
-                    "GET", url, timeout=_TIMEOUT, follow_redirects=True
+                    "GET", url, timeout=_timeout(), follow_redirects=True
                 ) as response:
                     responded = True
                     if response.status_code >= 400:
@@ -299,7 +309,7 @@ def download(
             except httpx.ConnectError as e:
                 raise failed(f"cannot connect ({e})") from e
             except httpx.ConnectTimeout as e:
-                raise failed(f"cannot connect (timed out after {_TIMEOUT.connect:g} s)") from e
+                raise failed(f"cannot connect (timed out after {_TIMEOUT[1]:g} s)") from e
             except httpx.TimeoutException as e:
                 raise failed(f"timed out after {of_total()} ({type(e).__name__})") from e
             except httpx.InvalidURL as e:
@@ -421,7 +431,9 @@ class ModelStore:
         if None not in local:
             return cast("list[Path]", local)
         # The client is made only when needed: building its TLS context costs more than a locate.
-        with httpx.Client(timeout=_TIMEOUT, follow_redirects=True) as client:
+        import httpx
+
+        with httpx.Client(timeout=_timeout(), follow_redirects=True) as client:
             return [path or self._download(file, client, progress, force) for file, path in zip(files, local, strict=True)]
 
     def _download(self, file: ModelFile, client: httpx.Client, progress: bool, force: bool) -> Path:
