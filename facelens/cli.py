@@ -502,6 +502,8 @@ def batch(
     inputs: Annotated[list[str], typer.Argument(help="Folders, globs ('archive/**/*.mp4'), text files listing paths (one a line), videos and photos.", show_default=False)],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for one JSON Lines file per video and per photo folder, people.db and manifest.db; a later run into it resumes.", show_default=False)],
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Files analyzed at once, sharing one set of networks.")] = 2,
+    ray: Annotated[Optional[str], typer.Option("--ray", help="Spread the files over a Ray cluster: its address (host:port), or 'local' for one started for the run (pip install \"facelens[ray]\").", show_default=False)] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="With --ray: worker actors, each with its own networks (half a CPU each).")] = 2,
     detector: DetectorName = DEFAULT_DETECTOR,
     confidence: Confidence = 0.5,
     min_face: MinFace = 0.0,
@@ -529,11 +531,20 @@ def batch(
         raise _fail("nothing to analyze: " + "; ".join(f"{spec}: {why}" for spec, why in missing))
     stop = None
     try:
-        analyzer = Analyzer(detector, device=device, confidence=confidence, min_face=min_face, age_gender=age_gender, age_gender_model=age_gender_model, emotion=emotion, head_pose=track, calibrate_age=calibrate_age, precision=precision, store=ModelStore(models_dir), progress=True)
+        settings = dict(detector=detector, device=device, confidence=confidence, min_face=min_face, age_gender=age_gender, age_gender_model=age_gender_model, emotion=emotion, head_pose=track, calibrate_age=calibrate_age, precision=precision)
+        people = PeopleConfig(every_frame=every_frame) if track else None
         options = {"detector": detector, "confidence": confidence, "every_frame": every_frame, "age_gender_model": age_gender_model if age_gender else None}
+        if ray is None:
+            analyzer = Analyzer(**settings, store=ModelStore(models_dir), progress=True)  # type: ignore[arg-type]
         with _stop_signals() as stop:
             try:
-                result = run_batch(units, missing, out_dir, analyzer, people=PeopleConfig(every_frame=every_frame) if track else None, options=options, jobs=jobs, stop=lambda: stop.requested, console=err)
+                if ray is None:
+                    result = run_batch(units, missing, out_dir, analyzer, people=people, options=options, jobs=jobs, stop=lambda: stop.requested, console=err)
+                else:
+                    from .batch.distributed import run_batch_ray
+
+                    settings["store"] = ModelStore(models_dir)
+                    result = run_batch_ray(units, missing, out_dir, settings, address=None if ray == "local" else ray, workers=workers, people=people, options=options, stop=lambda: stop.requested, console=err)
             finally:
                 stop.settled()
     except FacelensError as error:

@@ -88,28 +88,7 @@ def run_batch(
     except OSError as error:
         raise FacelensError(f"{out}: cannot create the batch folder ({error.strerror or error})") from None
     with _only_run(out), closing(Manifest(out / MANIFEST)) as manifest, Database(out / DATABASE) as database:
-        entries = manifest.entries()
-        for spec, reason in missing:
-            manifest.fail(spec, "input", None, f"{spec}: {reason}")
-            result.failed.append((spec, f"{spec}: {reason}"))
-        todo: list[tuple[Unit, str]] = []
-        for unit in units:
-            try:
-                fingerprint = unit.fingerprint()
-            except FacelensError as error:
-                manifest.fail(unit.key, unit.kind, None, str(error))
-                result.failed.append((unit.key, str(error)))
-                continue
-            entry = entries.get(unit.key)
-            if entry is not None and entry.status == "done" and entry.fingerprint == fingerprint and (out / (entry.output or "")).is_file():
-                result.already.append(unit.key)
-                result.photos_skipped += [(path, reason) for path, reason in entry.skipped]
-            else:
-                todo.append((unit, fingerprint))
-        redo = {unit.key for unit, _ in todo}
-        # Only the runs of finished units stand: rows of an attempt that was in flight, failed or
-        # is about to be redone go, so that no person is recorded twice.
-        _keep_runs(database.path, {e.run_id for e in entries.values() if e.status == "done" and e.key not in redo and e.run_id})
+        todo = _prepare(out, units, missing, manifest, database, result)
         sizes = {unit.key: sum(_size(path) for path in unit.files) for unit, _ in todo}
         columns = [TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
         with Progress(*columns, console=console or Console(stderr=True), transient=False) as progress:
@@ -129,6 +108,34 @@ def run_batch(
                     break
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _prepare(out: Path, units: list[Unit], missing: list[tuple[str, str]], manifest: Manifest, database: Database, result: BatchResult) -> list[tuple[Unit, str]]:
+    """The units to do, with their fingerprints; records those that cannot be read, skips those done,
+    and removes from the database every run that did not finish (or is about to be redone)."""
+    entries = manifest.entries()
+    for spec, reason in missing:
+        manifest.fail(spec, "input", None, f"{spec}: {reason}")
+        result.failed.append((spec, f"{spec}: {reason}"))
+    todo: list[tuple[Unit, str]] = []
+    for unit in units:
+        try:
+            fingerprint = unit.fingerprint()
+        except FacelensError as error:
+            manifest.fail(unit.key, unit.kind, None, str(error))
+            result.failed.append((unit.key, str(error)))
+            continue
+        entry = entries.get(unit.key)
+        if entry is not None and entry.status == "done" and entry.fingerprint == fingerprint and (out / (entry.output or "")).is_file():
+            result.already.append(unit.key)
+            result.photos_skipped += [(path, reason) for path, reason in entry.skipped]
+        else:
+            todo.append((unit, fingerprint))
+    redo = {unit.key for unit, _ in todo}
+    # Only the runs of finished units stand: rows of an attempt that was in flight, failed or
+    # is about to be redone go, so that no person is recorded twice.
+    _keep_runs(database.path, {e.run_id for e in entries.values() if e.status == "done" and e.key not in redo and e.run_id})
+    return todo
 
 
 def _run_group(
