@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import logging
 import os
@@ -299,6 +300,9 @@ class _Compiler:
         self._jobs.put(job)
 
     def _run(self) -> None:
+        # Below the threads that run frames: on a busy box the first results come first.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         while (job := self._jobs.get()) is not None and not self._stopping:
             job()
 
