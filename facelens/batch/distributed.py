@@ -19,14 +19,29 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from ..db import Database
 from ..errors import FacelensError
 from ..people import PeopleConfig
 from .inputs import Unit
 from .manifest import Manifest
-from .runner import DATABASE, MANIFEST, BatchResult, _keep_runs, _only_run, _prepare, _publish, _size
+from .runner import (
+    DATABASE,
+    MANIFEST,
+    BatchResult,
+    _keep_runs,
+    _only_run,
+    _prepare,
+    _publish,
+    _size,
+)
 
 log = logging.getLogger("facelens")
 
@@ -107,8 +122,10 @@ def run_batch_ray(
             result.seconds = time.perf_counter() - began
             return result
         local = address is None
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 **({"num_cpus": os.cpu_count() or 1} if local else {}))
+        local = local and not ray.is_initialized()  # a cluster this process already joined stays up
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     **({"num_cpus": os.cpu_count() or 1} if local else {}))
         try:
             remote = ray.remote(num_cpus=0.5, max_restarts=0)(Worker)
             # Workers import facelens from where the driver did, if the cluster's nodes lack it.
