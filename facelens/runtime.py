@@ -5,13 +5,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import locale
 import logging
 import os
 import queue
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -201,7 +202,8 @@ class Network:
         if cache_dir is not None:
             config["CACHE_DIR"] = str(cache_dir)
         try:
-            return core().compile_model(model, self.device, config)
+            with _locale_kept():
+                return core().compile_model(model, self.device, config)
         except RuntimeError as error:
             if cache_dir is None:
                 raise ModelError(
@@ -314,6 +316,20 @@ class _Compiler:
 
 
 _compiler = _Compiler()
+
+_LOCALE = locale.setlocale(locale.LC_ALL)
+
+
+@contextlib.contextmanager
+def _locale_kept() -> Iterator[None]:
+    """Put the process's locale back after OpenVINO: compiling some networks (with a cache, on a
+    thread) leaves it at "C", and Python then reads and writes text as ASCII (a file name with an
+    accent, a subprocess's output)."""
+    try:
+        yield
+    finally:
+        if locale.setlocale(locale.LC_ALL) != _LOCALE:
+            locale.setlocale(locale.LC_ALL, _LOCALE)
 
 
 class Inference:

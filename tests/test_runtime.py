@@ -121,3 +121,17 @@ def test_every_batch_size_runs_on_the_networks_compiled_up_front(faces: np.ndarr
             assert len(rows) == count
             np.testing.assert_allclose(rows, np.concatenate([a[name] for a in alone[:count]]), atol=1e-4)
     assert blobs(compiled_cache_dir()) == written
+
+
+def test_compiling_leaves_the_process_locale_as_it_was() -> None:
+    """OpenVINO left the locale at "C" after compiling some networks, and Python then decoded every
+    subprocess's output and opened text files as ASCII."""
+    import locale
+
+    from facelens import Analyzer
+
+    before = locale.setlocale(locale.LC_ALL)
+    analyzer = Analyzer()
+    for network in [analyzer.detector.network, *analyzer.attributes.networks()]:
+        network.prepare([1, 2, 4, 8, 16])  # every batch size, on the compiling thread too
+    assert locale.setlocale(locale.LC_ALL) == before
