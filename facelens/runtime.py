@@ -124,7 +124,8 @@ class Network:
         check_device(device)
         try:
             # An ONNX file (weights None) holds its weights; OpenVINO reads it as it reads IR.
-            model = core().read_model(str(xml)) if weights is None else core().read_model(str(xml), str(weights))
+            with _locale_kept():
+                model = core().read_model(str(xml)) if weights is None else core().read_model(str(xml), str(weights))
         except RuntimeError as error:
             raise ModelError(f"{xml}: cannot read model ({_reason(error)})") from None
         if len(model.inputs) != 1:
@@ -318,18 +319,20 @@ class _Compiler:
 _compiler = _Compiler()
 
 _LOCALE = locale.setlocale(locale.LC_ALL)
+_OPENVINO = threading.Lock()
 
 
 @contextlib.contextmanager
 def _locale_kept() -> Iterator[None]:
-    """Put the process's locale back after OpenVINO: compiling some networks (with a cache, on a
-    thread) leaves it at "C", and Python then reads and writes text as ASCII (a file name with an
-    accent, a subprocess's output)."""
-    try:
-        yield
-    finally:
-        if locale.setlocale(locale.LC_ALL) != _LOCALE:
-            locale.setlocale(locale.LC_ALL, _LOCALE)
+    """One OpenVINO read or compile at a time, and the process's locale as it was afterwards. They
+    switch the locale while they work, which is process-wide: two at once (the compiling thread and
+    the main one) left it at "C", and Python then decoded subprocess output and opened text as ASCII."""
+    with _OPENVINO:
+        try:
+            yield
+        finally:
+            if locale.setlocale(locale.LC_ALL) != _LOCALE:
+                locale.setlocale(locale.LC_ALL, _LOCALE)
 
 
 class Inference:
