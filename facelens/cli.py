@@ -77,6 +77,8 @@ EmotionOn = Annotated[bool, typer.Option("--emotion/--no-emotion", help="Estimat
 RetryFor = Annotated[float, typer.Option(min=0.0, help="Seconds to keep reconnecting a camera or stream that does not open or dropped (0: never).")]
 Device = Annotated[str, typer.Option(help="OpenVINO device: CPU, GPU, NPU, AUTO, ...")]
 Precision = Annotated[Optional[str], typer.Option(help="Model precision: FP16-INT8, FP16 or FP32 (default: best available; a network without it uses the nearest it has).", show_default=False)]
+CalibrateAge = Annotated[bool, typer.Option("--calibrate-age", help="With --age-gender-model omz: correct its ages with facelens' table: better for adults over ~40, worse for young adults and children (see README).")]
+EveryFrame = Annotated[bool, typer.Option("--every-frame", help="Run the attribute networks on every face of every frame (by default a settled person's are skipped).")]
 AgeGenderModel = Annotated[
     str,
     typer.Option(
@@ -134,11 +136,11 @@ def analyze(
     age_gender: AgeGender = True,
     age_gender_model: AgeGenderModel = DEFAULT_FAMILY,
     emotion: EmotionOn = True,
-    calibrate_age: Annotated[bool, typer.Option("--calibrate-age", help="With --age-gender-model omz: correct its ages with facelens' table: better for adults over ~40, worse for young adults and children (see README).")] = False,
+    calibrate_age: CalibrateAge = False,
     crop_scale: Annotated[float, typer.Option(min=0.1, max=10.0, help="Enlarge face boxes by this factor before the attribute networks.")] = CropConfig.scale,
     square: Annotated[bool, typer.Option("--square/--no-square", help="Square face boxes before the attribute networks.")] = CropConfig.square,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Follow faces in videos as people: steady fused labels, enter/exit events, person records. --no-track: every face of every frame on its own.")] = True,
-    every_frame: Annotated[bool, typer.Option("--every-frame", help="Run the attribute networks on every face of every frame (by default a settled person's are skipped).")] = False,
+    every_frame: EveryFrame = False,
     db: Annotated[Optional[Path], typer.Option("--db", help="SQLite database to record people and events in (created if missing; each run is added).", show_default=False)] = None,
     thumbnails: Annotated[bool, typer.Option("--thumbnails", help="Keep a best-shot thumbnail of each person in its record (pixelated with --blur).")] = False,
     no_images: Annotated[bool, typer.Option("--no-images", help="Store nothing but numbers: refuse --output, --show and --thumbnails.")] = False,
@@ -510,9 +512,9 @@ def batch(
     age_gender: AgeGender = True,
     age_gender_model: AgeGenderModel = DEFAULT_FAMILY,
     emotion: EmotionOn = True,
-    calibrate_age: Annotated[bool, typer.Option("--calibrate-age", help="With --age-gender-model omz: correct its ages with facelens' table (see README).")] = False,
+    calibrate_age: CalibrateAge = False,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Follow faces in videos as people (fused labels, events, person records).")] = True,
-    every_frame: Annotated[bool, typer.Option("--every-frame", help="Run the attribute networks on every face of every frame.")] = False,
+    every_frame: EveryFrame = False,
     device: Device = "CPU",
     precision: Precision = None,
     models_dir: ModelsDir = None,
@@ -581,7 +583,7 @@ def eval_command(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.json, report.md and plots/*.png.")] = Path("facelens-eval"),
     limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate a random sample of this many items (images).", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the --limit sample.")] = 0,
-    calibrate_age: Annotated[bool, typer.Option("--calibrate-age", help="Measure ages with facelens' age calibration (as `analyze --calibrate-age`).")] = False,
+    calibrate_age: CalibrateAge = False,
     age_gender_model: AgeGenderModel = DEFAULT_FAMILY,
     models_dir: ModelsDir = None,
 ) -> None:
@@ -725,8 +727,8 @@ def serve(
     age_gender: AgeGender = True,
     age_gender_model: AgeGenderModel = DEFAULT_FAMILY,
     emotion: EmotionOn = True,
-    calibrate_age: Annotated[bool, typer.Option("--calibrate-age", help="Correct the age network's estimates with facelens' table (see README).")] = False,
-    every_frame: Annotated[bool, typer.Option("--every-frame", help="Run the attribute networks on every face of every frame.")] = False,
+    calibrate_age: CalibrateAge = False,
+    every_frame: EveryFrame = False,
     blur: Annotated[bool, typer.Option("--blur", help="Pixelate faces in the live views and annotated images.")] = False,
     db: Annotated[Optional[Path], typer.Option("--db", help="SQLite database to record people and events in (one run per source).", show_default=False)] = None,
     no_images: Annotated[bool, typer.Option("--no-images", help="Serve numbers only: no live video, no annotated images.")] = False,
