@@ -179,7 +179,7 @@ def analyze(
                     raise FacelensError(f"{option} {output if option == '--output' else jsonl}: two sources would write the same file; add {{index}} to the path")
             refuse_overwriting_inputs(
                 [path for source in opened for path in source.files],
-                [(option, target) for plan, source in zip(plans, opened) for option, target in plan.targets(source)]
+                [target for plan in plans for target in plan.targets()]
                 + ([("--db", str(db))] if db is not None else []),
             )
             # Every source, the database and every model open before any output is created or
@@ -240,13 +240,13 @@ class _Plan:
         self.jsonl = jsonl
         self.show = show
 
-    def targets(self, source: Source) -> list[tuple[str, str]]:
+    def targets(self) -> list[tuple[str, str]]:
         """(option, file) for every file this plan would write."""
         files = [("--jsonl", self.jsonl)] if self.jsonl not in (None, "-") else []
         if self.picture is not None:
-            if source.kind == "images":
-                sink = ImageSink(self.picture, root=_root_of(source.name))
-                files += [("--output", str(sink.target(path))) for path in source.files]
+            if self.source.kind == "images":
+                sink = ImageSink(self.picture, root=_root_of(self.source.name))
+                files += [("--output", str(sink.target(path))) for path in self.source.files]
             else:
                 files.append(("--output", str(self.picture)))
         return files
