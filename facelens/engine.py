@@ -53,6 +53,11 @@ class SourceStats:
     ended: float | None = None
     error: str | None = None
     """Why the source stopped early, if it did."""
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=20_000), repr=False)
+    """Seconds from a frame leaving the source to its result, for its most recent frames."""
+
+    def latency(self, percentile: float) -> float | None:
+        return float(np.percentile(self.latencies, percentile)) if self.latencies else None
 
     @property
     def fps(self) -> float:
@@ -356,7 +361,9 @@ class Engine:
             faces = tuple(Face.of(d, a) for d, a in zip(job.detections, job.attributes))
             result = FrameResult(job.frame, faces, None, job.feed.position)
         stats.faces += len(result.faces)
-        self.stats.latencies.append(time.perf_counter() - job.arrived)
+        latency = time.perf_counter() - job.arrived
+        self.stats.latencies.append(latency)
+        stats.latencies.append(latency)
         if job.feed.exhausted and stats.ended is None:
             stats.ended = time.perf_counter()
         return result
