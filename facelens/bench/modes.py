@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -34,6 +35,9 @@ from ..runtime import Network
 from ..sources import Reconnect, Source, open_source
 from ..types import Frame
 from .mjpeg import MjpegServer
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 MODES = ("decode", "detect", "per-face", "no-track", "every-frame", "facelens")
 
@@ -88,7 +92,12 @@ class Figures:
         return 1000 * self.cpu_seconds / self.frames if self.frames else 0.0
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"fps": self.fps, "faces_per_second": self.faces_per_second, "cpu_ms_per_frame": self.cpu_ms_per_frame, "rss_growth": self.rss_growth}
+        return asdict(self) | {
+            "fps": self.fps,
+            "faces_per_second": self.faces_per_second,
+            "cpu_ms_per_frame": self.cpu_ms_per_frame,
+            "rss_growth": self.rss_growth,
+        }
 
 
 def rss_mb() -> float:
@@ -113,7 +122,7 @@ class _Meter:
         while not self._stop.wait(0.02):
             self.figures.peak_rss_mb = max(self.figures.peak_rss_mb, rss_mb())
 
-    def __enter__(self) -> _Meter:
+    def __enter__(self) -> Self:
         self.figures.peak_rss_mb = rss_mb()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -133,7 +142,12 @@ class LoopedSource(Source):
 
     def __init__(self, path: str | os.PathLike[str], times: int) -> None:
         first = open_source(path)
-        super().__init__(str(path), first.kind, length=None if first.length is None else first.length * times, fps=first.fps)
+        super().__init__(
+            str(path),
+            first.kind,
+            length=None if first.length is None else first.length * times,
+            fps=first.fps,
+        )
         self.path, self.times, self._current = path, times, first
 
     def _frames(self) -> Iterator[Frame]:
@@ -145,7 +159,9 @@ class LoopedSource(Source):
             with source:
                 for frame in source:
                     last = frame.timestamp or 0.0
-                    yield Frame(frame.image, index, offset + last, self.name, frame.note)
+                    yield Frame(
+                        frame.image, index, offset + last, self.name, frame.note
+                    )
                     index += 1
             offset += last + (1 / self.fps if self.fps else 0.0)
 
@@ -153,14 +169,22 @@ class LoopedSource(Source):
         self._current.close()
 
 
-def make_crowd_video(clips: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], frames: int = 300,
-                     size: tuple[int, int] = (1920, 1080), grid: int = 4, fps: float = 25.0) -> Path:
+def make_crowd_video(
+    clips: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    frames: int = 300,
+    size: tuple[int, int] = (1920, 1080),
+    grid: int = 4,
+    fps: float = 25.0,
+) -> Path:
     """A `grid` x `grid` mosaic of `clips` (looped, each tile starting at another moment), `frames` long."""
     if not clips:
         raise ValueError("no clips to build a crowd video from")
     width, height = size
     tile = (width // grid, height // grid)
-    captures = [cv2.VideoCapture(str(clips[i % len(clips)])) for i in range(grid * grid)]
+    captures = [
+        cv2.VideoCapture(str(clips[i % len(clips)])) for i in range(grid * grid)
+    ]
     for i, capture in enumerate(captures):
         if not capture.isOpened():
             raise ValueError(f"{clips[i % len(clips)]}: cannot open video")
@@ -168,7 +192,9 @@ def make_crowd_video(clips: Sequence[str | os.PathLike[str]], out: str | os.Path
         capture.set(cv2.CAP_PROP_POS_FRAMES, (i // len(clips)) * total // grid)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (tile[0] * grid, tile[1] * grid))
+    writer = cv2.VideoWriter(
+        str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (tile[0] * grid, tile[1] * grid)
+    )
     canvas = np.zeros((tile[1] * grid, tile[0] * grid, 3), np.uint8)
     try:
         for _ in range(frames):
@@ -178,7 +204,9 @@ def make_crowd_video(clips: Sequence[str | os.PathLike[str]], out: str | os.Path
                     capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
                     ok, image = capture.read()
                 y, x = divmod(i, grid)
-                canvas[y * tile[1] : (y + 1) * tile[1], x * tile[0] : (x + 1) * tile[0]] = cv2.resize(image, tile, interpolation=cv2.INTER_AREA)
+                canvas[
+                    y * tile[1] : (y + 1) * tile[1], x * tile[0] : (x + 1) * tile[0]
+                ] = cv2.resize(image, tile, interpolation=cv2.INTER_AREA)
             writer.write(canvas)
     finally:
         writer.release()
@@ -196,7 +224,13 @@ class Bench:
         store: where model files come from.
     """
 
-    def __init__(self, source: Callable[[], Source], analyzer: Analyzer, store: ModelStore | None = None, detector: str = DEFAULT_DETECTOR) -> None:
+    def __init__(
+        self,
+        source: Callable[[], Source],
+        analyzer: Analyzer,
+        store: ModelStore | None = None,
+        detector: str = DEFAULT_DETECTOR,
+    ) -> None:
         self.source = source
         self.analyzer = analyzer
         store = store or ModelStore()
@@ -205,16 +239,35 @@ class Bench:
             # The simple loops make one synchronous call at a time: latency mode suits them best.
             return Network(*store.locate(model), hint="LATENCY")
 
-        self.sync_detector = Detector(sync(detector), DETECTORS[detector], analyzer.detector.confidence, analyzer.detector.min_size)
+        self.sync_detector = Detector(
+            sync(detector),
+            DETECTORS[detector],
+            analyzer.detector.confidence,
+            analyzer.detector.min_size,
+        )
         attributes = analyzer.attributes
         self.sync_attributes = AttributeEstimator.load(
-            store, family=attributes.family, emotion=any(m.model.task == "emotion" for m in attributes.models), head_pose=False, crop=attributes.crop, hint="LATENCY"
+            store,
+            family=attributes.family,
+            emotion=any(m.model.task == "emotion" for m in attributes.models),
+            head_pose=False,
+            crop=attributes.crop,
+            hint="LATENCY",
         )
 
-    def run(self, mode: str, source: Callable[[], Source] | None = None, live: bool | None = None) -> Figures:
+    def run(
+        self,
+        mode: str,
+        source: Callable[[], Source] | None = None,
+        live: bool | None = None,
+    ) -> Figures:
         """Measure one mode, on the bench's input or on the sources `source` makes."""
         figures = Figures(mode)
-        run = {"decode": self._decode, "detect": self._detect, "per-face": self._per_face}.get(mode, self._facelens)
+        run = {
+            "decode": self._decode,
+            "detect": self._detect,
+            "per-face": self._per_face,
+        }.get(mode, self._facelens)
         with _Meter(figures):
             run(figures, source or self.source, live)
         return figures
@@ -233,15 +286,21 @@ class Bench:
                 figures.count_frame()
         figures.stages_ms["decode"] = 1000 * decode / max(figures.frames, 1)
 
-    def _decode(self, figures: Figures, make: Callable[[], Source], live: bool | None) -> None:
+    def _decode(
+        self, figures: Figures, make: Callable[[], Source], live: bool | None
+    ) -> None:
         for _ in self._frames(figures, make):
             pass
 
-    def _detect(self, figures: Figures, make: Callable[[], Source], live: bool | None) -> None:
+    def _detect(
+        self, figures: Figures, make: Callable[[], Source], live: bool | None
+    ) -> None:
         for frame in self._frames(figures, make):
             figures.faces += len(self.sync_detector(frame.image))
 
-    def _per_face(self, figures: Figures, make: Callable[[], Source], live: bool | None) -> None:
+    def _per_face(
+        self, figures: Figures, make: Callable[[], Source], live: bool | None
+    ) -> None:
         detect = attributes = 0.0
         for frame in self._frames(figures, make):
             started = time.perf_counter()
@@ -253,11 +312,20 @@ class Bench:
             detect += detected - started
             figures.faces += len(detections)
         n = max(figures.frames, 1)
-        figures.stages_ms |= {"detect": 1000 * detect / n, "attributes": 1000 * attributes / n}
+        figures.stages_ms |= {
+            "detect": 1000 * detect / n,
+            "attributes": 1000 * attributes / n,
+        }
 
-    def _facelens(self, figures: Figures, make: Callable[[], Source], live: bool | None) -> None:
+    def _facelens(
+        self, figures: Figures, make: Callable[[], Source], live: bool | None
+    ) -> None:
         mode = figures.mode.removesuffix(" (live)")
-        people = None if mode == "no-track" else PeopleConfig(every_frame=mode == "every-frame")
+        people = (
+            None
+            if mode == "no-track"
+            else PeopleConfig(every_frame=mode == "every-frame")
+        )
         engine = self.analyzer.pipeline(people=people)
         serialize = 0.0
         for result in engine.run([make()], live):
@@ -278,8 +346,12 @@ class Bench:
         n = max(figures.frames, 1)
         stats = engine.stats
         figures.dropped = sum(s.dropped for s in engine.sources)
-        figures.latency_p50_ms = None if stats.latency(50) is None else 1000 * stats.latency(50)
-        figures.latency_p95_ms = None if stats.latency(95) is None else 1000 * stats.latency(95)
+        figures.latency_p50_ms = (
+            None if stats.latency(50) is None else 1000 * stats.latency(50)
+        )
+        figures.latency_p95_ms = (
+            None if stats.latency(95) is None else 1000 * stats.latency(95)
+        )
         figures.stages_ms = {
             "decode (reader thread)": 1000 * stats.decode / n,
             "resize + start detection": 1000 * stats.detect_submit / n,
@@ -306,7 +378,11 @@ def run(
     With `live`, facelens runs on the input served as a real-time MJPEG stream on loopback, in
     live mode (newest frame only), so its latency is that of a camera or stream.
     """
-    make: Callable[[], Source] = (lambda: LoopedSource(source, loop)) if loop > 1 else (lambda: open_source(source))
+    make: Callable[[], Source] = (
+        (lambda: LoopedSource(source, loop))
+        if loop > 1
+        else (lambda: open_source(source))
+    )
     bench = Bench(make, analyzer, store, detector)
     # Compile every batch size now, so no mode pays for compiling during its run.
     for network in analyzer.attributes.networks():
@@ -317,7 +393,9 @@ def run(
             if mode not in ("decode", "detect", "per-face") and live:
                 with MjpegServer(source, loops=loop) as server:
                     # The served clip ends once; reconnecting would only start it over.
-                    stream = lambda url=server.url: open_source(url, reconnect=Reconnect(retry_for=0))  # noqa: E731
+                    stream = lambda url=server.url: open_source(
+                        url, reconnect=Reconnect(retry_for=0)
+                    )
                     figures = bench.run(mode, stream, live=True)
                     figures.mode = f"{mode} (live)"
             else:
