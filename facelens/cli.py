@@ -636,7 +636,7 @@ def eval_command(
 
 @app.command()
 def bench(
-    source: Annotated[Optional[str], typer.Argument(help="Video to measure on.", show_default=False)] = None,
+    source: Annotated[Optional[str], typer.Argument(help="Video to measure on; with --streams, the videos to serve: a folder of them or one.", show_default=False)] = None,
     crowd_from: Annotated[Optional[Path], typer.Option(help="Build a 1920x1080 4x4 crowd video from the videos in this folder and measure on it.", show_default=False)] = None,
     loop: Annotated[int, typer.Option(min=1, help="Play the input this many times in a row (for long runs and memory growth).")] = 1,
     modes: Annotated[str, typer.Option(help=f"Comma-separated modes to run: {', '.join(MODES)}.")] = ",".join(MODES),
@@ -644,12 +644,21 @@ def bench(
     live: Annotated[bool, typer.Option("--live", help="Serve the input as a real-time MJPEG stream on loopback and run facelens live on it.")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write every figure to this JSON file.", show_default=False)] = None,
     detector: Annotated[str, typer.Option(help="Face detector.")] = DEFAULT_DETECTOR,
+    streams: Annotated[Optional[str], typer.Option(help="Channel density instead of the modes: serve N real-time 1280x720 25 frames/s MJPEG streams of the videos on loopback and run facelens live on all of them in this process; a comma list (1,8) runs each count in turn and gives the peak memory per extra stream.", show_default=False)] = None,
+    seconds: Annotated[float, typer.Option(min=1.0, help="With --streams: seconds measured per run, after the warm-up (120 or more: memory growth after the first minute).")] = 60.0,
+    warmup: Annotated[float, typer.Option(min=0.0, help="With --streams: seconds run before measuring.")] = 5.0,
     models_dir: ModelsDir = None,
 ) -> None:
     """Measure facelens (untracked, tracked, tracked with the attribute budget) against decode-only,
-    decode+detect and a one-call-per-face loop, side by side."""
+    decode+detect and a one-call-per-face loop, side by side; or, with --streams, how many live
+    camera streams one process keeps up with."""
     from . import bench as benchmark
 
+    if streams is not None:
+        if crowd_from is not None:
+            raise _fail("--crowd-from: not with --streams (give the folder of videos to serve as SOURCE)", 2)
+        _bench_streams(source, streams, seconds, warmup, detector, json_out, models_dir)
+        return
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
     if unknown := [m for m in wanted if m not in MODES]:
         raise _fail(f"--modes: unknown {', '.join(unknown)}; choose from {', '.join(MODES)}", 2)
@@ -687,6 +696,64 @@ def bench(
                 out.print(f"{mine} / {theirs}: {by_mode[mine].fps / by_mode[theirs].fps:.2f}x frames/s", highlight=False)
     if json_out:
         json_out.write_text(json.dumps([f.to_dict() for f in results], indent=2))
+
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+
+
+def _bench_streams(source: str | None, streams: str, seconds: float, warmup: float, detector: str, json_out: Path | None, models_dir: Path | None) -> None:
+    from .bench import streams as density
+
+    try:
+        counts = sorted({int(n) for n in streams.split(",") if n.strip()})
+    except ValueError:
+        raise _fail(f"--streams {streams}: not a number or a comma list of numbers", 2) from None
+    if not counts or counts[0] < 1:
+        raise _fail(f"--streams {streams}: give 1 or more streams", 2)
+    if source is None:
+        raise _fail("give the videos to serve as streams: a folder of videos, or one video", 2)
+    folder = Path(source)
+    if not folder.exists():
+        raise _fail(f"{source}: no such file or folder")
+    videos = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if folder.is_dir() else [source]
+    if not videos:
+        raise _fail(f"{source}: no videos ({', '.join(VIDEO_SUFFIXES)}) in this folder")
+    try:
+        with _stop_signals() as stop:
+            analyzer = Analyzer(detector, store=ModelStore(models_dir), progress=True)
+            runs = density.run_streams(videos, analyzer, counts, seconds=seconds, warmup=warmup, stop=lambda: stop.requested, progress=lambda line: err.print(line, highlight=False))
+    except (FacelensError, ValueError, RuntimeError) as error:
+        raise _fail(str(error)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(128 + signal.SIGINT) from None
+
+    def ms(p50: float | None, p95: float | None) -> str:
+        return "" if p50 is None or p95 is None else f"{p50:.0f} / {p95:.0f}"
+
+    for run in runs:
+        table = Table("stream", "frames/s", "served", "results", "dropped", "not taken", "lost", "latency p50/p95 ms", "engine p50/p95 ms", "detect interval", "faces", box=None, title=f"{run.streams} stream(s), {run.seconds:.0f} s measured after {run.warmup:g} s", title_justify="left")
+        for i, f in enumerate(run.per_stream):
+            not_taken = f.skipped + max(0, f.served - f.read)
+            interval = "" if f.detect_interval is None else f"{f.detect_interval:.1f}"
+            table.add_row(f"{i} {f.name}", f"{f.fps:.1f}", str(f.served), str(f.results), str(f.dropped), str(not_taken), f"{100 * f.lost:.1f}%", ms(f.latency_p50_ms, f.latency_p95_ms), ms(f.engine_latency_p50_ms, f.engine_latency_p95_ms), interval, str(f.faces))
+        p95s = [f.latency_p95_ms for f in run.per_stream if f.latency_p95_ms is not None]
+        ticks = sum(f.ticks for f in run.per_stream)
+        lost = sum(max(0, f.ticks - f.results) for f in run.per_stream)
+        table.add_row("all", f"{sum(f.fps for f in run.per_stream):.1f}", str(sum(f.served for f in run.per_stream)), str(sum(f.results for f in run.per_stream)), str(sum(f.dropped for f in run.per_stream)), str(sum(f.skipped + max(0, f.served - f.read) for f in run.per_stream)), f"{100 * lost / max(ticks, 1):.1f}%", f"worst p95 {max(p95s):.0f}" if p95s else "", "", "", str(sum(f.faces for f in run.per_stream)), style="bold")
+        out.print(table)
+        server = "" if run.server_cpu_percent is None else f" (stream servers, another process: {run.server_cpu_percent:.0f}%)"
+        out.print(f"CPU {run.cpu_percent:.0f}% of {run.cpus} CPUs{server}; resident memory start {run.rss_start_mb:.0f} MB, peak {run.rss_peak_mb:.0f} MB, end {run.rss_end_mb:.0f} MB", highlight=False)
+        if run.rss_every_minute_mb:
+            growth = "" if run.rss_growth is None else f"; growth after the first minute {100 * run.rss_growth:+.1f}%"
+            out.print(f"resident memory every minute (MB): {' '.join(f'{m:.0f}' for m in run.rss_every_minute_mb)}{growth}", highlight=False)
+        for i, f in enumerate(run.per_stream):
+            if f.error:
+                out.print(f"stream {i} stopped: {f.error}", highlight=False)
+    per_stream = density.peak_rss_per_extra_stream(runs)
+    if per_stream is not None:
+        out.print(f"peak resident memory per extra stream: {per_stream:.1f} MB (peak of {runs[-1].streams} streams - peak of {runs[0].streams}) / {runs[-1].streams - runs[0].streams}", highlight=False)
+    if json_out:
+        json_out.write_text(json.dumps({"runs": [run.to_dict() for run in runs], "peak_rss_per_extra_stream_mb": per_stream}, indent=2))
 
 
 @app.command()
