@@ -718,24 +718,26 @@ def _bench_streams(source: str | None, streams: str, seconds: float, warmup: flo
     videos = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if folder.is_dir() else [source]
     if not videos:
         raise _fail(f"{source}: no videos ({', '.join(VIDEO_SUFFIXES)}) in this folder")
+    stop: _Stop | None = None
     try:
+        # A stop signal ends the measuring there; the figures so far are still printed.
         with _stop_signals() as stop:
             analyzer = Analyzer(detector, store=ModelStore(models_dir), progress=True)
             runs = density.run_streams(videos, analyzer, counts, seconds=seconds, warmup=warmup, stop=lambda: stop.requested, progress=lambda line: err.print(line, highlight=False))
     except (FacelensError, ValueError, RuntimeError) as error:
         raise _fail(str(error)) from None
     except KeyboardInterrupt:
-        raise typer.Exit(128 + signal.SIGINT) from None
+        raise typer.Exit(128 + (stop.signum if stop is not None and stop.requested else signal.SIGINT)) from None
 
-    def ms(p50: float | None, p95: float | None) -> str:
-        return "" if p50 is None or p95 is None else f"{p50:.0f} / {p95:.0f}"
+    def ms(p50: float | None, p95: float | None, digits: int = 0) -> str:
+        return "" if p50 is None or p95 is None else f"{p50:.{digits}f} / {p95:.{digits}f}"
 
     for run in runs:
         table = Table("stream", "frames/s", "served", "results", "dropped", "not taken", "lost", "latency p50/p95 ms", "engine p50/p95 ms", "detect interval", "faces", box=None, title=f"{run.streams} stream(s), {run.seconds:.0f} s measured after {run.warmup:g} s", title_justify="left")
         for i, f in enumerate(run.per_stream):
             not_taken = f.skipped + max(0, f.served - f.read)
             interval = "" if f.detect_interval is None else f"{f.detect_interval:.1f}"
-            table.add_row(f"{i} {f.name}", f"{f.fps:.1f}", str(f.served), str(f.results), str(f.dropped), str(not_taken), f"{100 * f.lost:.1f}%", ms(f.latency_p50_ms, f.latency_p95_ms), ms(f.engine_latency_p50_ms, f.engine_latency_p95_ms), interval, str(f.faces))
+            table.add_row(f"{i} {f.name}", f"{f.fps:.1f}", str(f.served), str(f.results), str(f.dropped), str(not_taken), f"{100 * f.lost:.1f}%", ms(f.latency_p50_ms, f.latency_p95_ms), ms(f.engine_latency_p50_ms, f.engine_latency_p95_ms, 1), interval, str(f.faces))
         p95s = [f.latency_p95_ms for f in run.per_stream if f.latency_p95_ms is not None]
         ticks = sum(f.ticks for f in run.per_stream)
         lost = sum(max(0, f.ticks - f.results) for f in run.per_stream)
@@ -754,6 +756,8 @@ def _bench_streams(source: str | None, streams: str, seconds: float, warmup: flo
         out.print(f"peak resident memory per extra stream: {per_stream:.1f} MB (peak of {runs[-1].streams} streams - peak of {runs[0].streams}) / {runs[-1].streams - runs[0].streams}", highlight=False)
     if json_out:
         json_out.write_text(json.dumps({"runs": [run.to_dict() for run in runs], "peak_rss_per_extra_stream_mb": per_stream}, indent=2))
+    if stop is not None and stop.requested:
+        raise typer.Exit(128 + stop.signum)
 
 
 @app.command()
