@@ -10,6 +10,13 @@ error mark instead of stopping the run.
 Two modes: for files every frame is processed, as fast as possible (readers wait when their buffer
 is full); for live sources (cameras, streams) only the newest frame is kept and older ones are
 dropped and counted, so results stay current.
+
+A tracked source may detect on every k-th frame only (`PeopleConfig.detect_every`); the frames in
+between cost a tracker prediction. In live mode the engine paces itself: while frames wait for it
+(the box falls behind its cameras), it raises the interval of every live tracked source, up to
+`PeopleConfig.max_detect_every`, before any frame has to be dropped, and lowers it again once the
+frames are taken as they come. Doing less per frame, rather than skipping frames, keeps every frame's
+result and every track whole.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from .detect import Detector, PendingDetections
 from .people import People, PeopleConfig, PeopleStats, Plan
 from .runtime import InferenceError
 from .sources import Source
-from .stages import Stages
+from .stages import Ready, Stages
 from .types import Attributes, Detection, Face, Frame, FrameResult
 
 log = logging.getLogger("facelens")
@@ -48,6 +55,8 @@ class SourceStats:
     """Live mode: frames replaced by a newer one before they could be processed."""
     errors: int = 0
     """Frames whose inference failed or timed out."""
+    detected: int = 0
+    """Frames the detector looked at (the others' faces were predicted by the tracker)."""
     faces: int = 0
     started: float = field(default_factory=time.perf_counter)
     ended: float | None = None
@@ -110,6 +119,9 @@ class _Feed:
         self.engine_stats = stats
         self.stats = SourceStats(source.name, live)
         self.buffer: deque[tuple[Frame, float]] = deque()
+        self._arrived = 0.0
+        self.gap = 1 / 25
+        """Live: the typical time between two frames of the source, in seconds (measured)."""
         self.finished = False
         self.stopping = False
         self.thread = threading.Thread(target=self._read, name=f"facelens-read-{source.name}", daemon=True)
@@ -123,6 +135,9 @@ class _Feed:
                 arrived = time.perf_counter()
                 if frame is None:
                     break
+                if self.stats.read:
+                    self.gap += 0.1 * (min(arrived - self._arrived, 1.0) - self.gap)
+                self._arrived = arrived
                 with self.ready:
                     self.engine_stats.decode += arrived - started  # several readers add to it
                     if self.live:
@@ -150,15 +165,65 @@ class _Feed:
         return self.finished and not self.buffer
 
 
+class _Pace:
+    """Live mode: the detection interval of the live tracked sources, raised while the box falls
+    behind and lowered once it keeps up.
+
+    Behind: in the last half second a frame was dropped, or one waited in its buffer for half of
+    its source's frame interval (a frame waiting a whole interval is replaced by the next one, i.e.
+    dropped). Keeping up: two seconds in which every frame was taken within a fifth of an interval.
+    """
+
+    WINDOW = 0.5
+    CALM_WINDOWS = 4
+
+    def __init__(self, feeds: list[_Feed]) -> None:
+        self.feeds = [f for f in feeds if f.live and f.people is not None]
+        self.lowest = min((f.people.config.detect_every for f in self.feeds if f.people), default=1)
+        self.highest = max((f.people.config.max_detect_every for f in self.feeds if f.people), default=1)
+        self.interval = self.lowest
+        self._window_start = time.perf_counter()
+        self._waited = 0.0  # the longest wait in the window, in frame intervals
+        self._dropped = 0
+        self._calm = 0
+
+    def taken(self, feed: _Feed, arrived: float) -> None:
+        if feed.live:
+            self._waited = max(self._waited, (time.perf_counter() - arrived) / max(feed.gap, 1e-3))
+
+    def check(self) -> None:
+        now = time.perf_counter()
+        if not self.feeds or now - self._window_start < self.WINDOW:
+            return
+        dropped = sum(f.stats.dropped for f in self.feeds)
+        interval = self.interval
+        if dropped > self._dropped or self._waited > 0.5:
+            interval, self._calm = min(interval + 1, self.highest), 0
+        elif self._waited < 0.2:
+            self._calm += 1
+            if self._calm >= self.CALM_WINDOWS:
+                interval, self._calm = max(interval - 1, self.lowest), 0
+        else:
+            self._calm = 0
+        if interval != self.interval:
+            log.debug("live detection on every %d frame(s) (longest wait %.2f intervals)", interval, self._waited)
+            self.interval = interval
+            for feed in self.feeds:
+                feed.people.detect_every = max(interval, feed.people.config.detect_every)  # type: ignore[union-attr]
+        self._dropped, self._waited, self._window_start = dropped, 0.0, now
+
+
 class _Job:
     """One frame on its way through detection and attributes."""
 
-    __slots__ = ("feed", "frame", "arrived", "detections", "plan", "pending_detections", "pending_attributes", "attributes", "error")
+    __slots__ = ("feed", "frame", "arrived", "detected", "detections", "plan", "pending_detections", "pending_attributes", "attributes", "error")
 
     def __init__(self, feed: _Feed, frame: Frame, arrived: float) -> None:
         self.feed = feed
         self.frame = frame
         self.arrived = arrived
+        self.detected = True
+        """False when the detector skips the frame (the tracker predicts its faces)."""
         self.pending_detections: PendingDetections | None = None
         self.pending_attributes: PendingAttributes | None = None
         self.detections: list[Detection] | None = None
@@ -211,6 +276,7 @@ class Engine:
         self.sources: list[SourceStats] = []
         self.stats = EngineStats()
         self._feeds: list[_Feed] = []
+        self._pace: _Pace | None = None
 
     def run(self, sources: Sequence[Source], live: bool | None = None) -> Iterator[FrameResult]:
         """Results of every source, each source's frames in order; sources interleave.
@@ -234,7 +300,11 @@ class Engine:
         ]
         self._feeds = feeds
         self.sources = [feed.stats for feed in feeds]
-        depth = self.depth or (2 if any(f.live for f in feeds) else 6)
+        live_feeds = sum(f.live for f in feeds)
+        # Live: few frames in flight keep results current, but each camera needs a place, or
+        # frames wait for one however idle the networks are.
+        depth = self.depth or (live_feeds + 1 if live_feeds else 6)
+        self._pace = pace = _Pace(feeds)
         for feed in feeds:
             feed.thread.start()
         inflight: deque[_Job] = deque()
@@ -247,8 +317,10 @@ class Engine:
                     if taken is None:
                         break
                     turn = feeds.index(taken[0]) + 1
+                    pace.taken(taken[0], taken[2])
                     inflight.append(self._start(*taken))
                     progressed = True
+                pace.check()
                 # A source's frames are planned (tracked) in order: one waiting for its detections
                 # holds back the later frames of its source.
                 unplanned: set[_Feed] = set()
@@ -292,9 +364,13 @@ class Engine:
     def _start(self, feed: _Feed, frame: Frame, arrived: float) -> _Job:
         job = _Job(feed, frame, arrived)
         started = time.perf_counter()
+        people = feed.people
         try:
-            threshold = feed.people.detector_threshold if feed.people else None
-            job.pending_detections = self.stages.detect(frame, threshold)
+            if people is not None and frame.found is None and not people.should_detect(frame):
+                job.detected = False
+                job.pending_detections = Ready([])
+            else:
+                job.pending_detections = self.stages.detect(frame, None if people is None else people.detector_threshold)
         except InferenceError as error:
             job.error = str(error)
         self.stats.detect_submit += time.perf_counter() - started
@@ -322,8 +398,8 @@ class Engine:
                 if people is None:
                     job.pending_attributes = self.stages.describe(job.frame, job.detections)
                 else:
-                    job.plan = plan = people.plan(job.frame, job.detections)
-                    job.pending_attributes = self.stages.describe(
+                    job.plan = plan = people.plan(job.frame, job.detections if job.detected else None)
+                    job.pending_attributes = Ready([Attributes()] * len(plan.detections)) if not plan.detected else self.stages.describe(
                         job.frame,
                         plan.detections,
                         age_gender=plan.age_gender,
@@ -343,6 +419,7 @@ class Engine:
     def _finish(self, job: _Job) -> FrameResult:
         stats = job.feed.stats
         stats.frames += 1
+        stats.detected += job.detected
         if job.error:
             stats.errors += 1
             log.warning("%s frame %d: %s", job.frame.source, job.frame.index, job.error)
@@ -355,7 +432,7 @@ class Engine:
             started = time.perf_counter()
             observed = people.observe(job.plan, job.attributes)
             faces = () if job.error else observed.faces
-            result = FrameResult(job.frame, faces, job.error, job.feed.position, observed.events, observed.people)
+            result = FrameResult(job.frame, faces, job.error, job.feed.position, observed.events, observed.people, detected=job.detected)
             self.stats.collect += time.perf_counter() - started
         elif job.attributes is not None and job.detections is not None:
             faces = tuple(Face.of(d, a) for d, a in zip(job.detections, job.attributes))

@@ -47,6 +47,14 @@ class PeopleConfig:
     fusion: FusionConfig = FusionConfig()
     every_frame: bool = False
     """Run the attribute networks on every face of every frame (no budget)."""
+    detect_every: int = 1
+    """Look for faces on every k-th frame only; in between, the tracker predicts where each face
+    has moved, and the faces are reported at their predicted boxes with their person's labels (the
+    attribute networks run on detected frames only). DL Streamer's inference interval."""
+    max_detect_every: int = 8
+    """Live sources: while the box falls behind, the engine detects on fewer frames, down to every
+    this-many-th, rather than drop frames; it goes back to `detect_every` once it keeps up. 8 at
+    25 fps still looks three times a second."""
     better_view: float = 0.1
     """Budget: a settled person's age and gender are measured again when a view is this much (10%)
     better than the best one measured so far."""
@@ -74,6 +82,8 @@ class PeopleConfig:
     """Longest side of a best shot, in pixels."""
 
     def __post_init__(self) -> None:
+        if not 1 <= self.detect_every <= self.max_detect_every:
+            raise ValueError(f"need 1 <= detect_every <= max_detect_every, not {self.detect_every} and {self.max_detect_every}")
         if min(self.better_view, self.recheck_seconds, self.emotion_seconds, self.pose_seconds, self.update_seconds) < 0:
             raise ValueError("better_view and the *_seconds settings must be >= 0")
         if not 0 < self.attention_degrees <= 90:
@@ -123,6 +133,8 @@ class Plan:
     ended: tuple[Track, ...] = ()
     tracked: bool = True
     """False for a frame without a timestamp: its faces are reported as they are."""
+    detected: bool = True
+    """False for a frame the detector skipped: its faces are the tracker's predictions."""
 
 
 @dataclass
@@ -169,15 +181,36 @@ class People:
         self.tracker = Tracker(replace(tracker, high=confidence, low=min(tracker.low, confidence)))
         self._people: dict[int, _Person] = {}
         self.stats = PeopleStats()
+        self.detect_every = config.detect_every
+        """Detect on every this-many-th frame; the engine raises it for a live source that falls behind."""
+        self._countdown = 0
+
+    def should_detect(self, frame: Frame) -> bool:
+        """Whether the detector must look at this frame: one video frame in `detect_every`, every
+        still image. Call once per frame, in frame order, before `plan`."""
+        if frame.timestamp is None:
+            return True
+        self._countdown -= 1
+        if self._countdown > 0:
+            return False
+        self._countdown = self.detect_every
+        return True
 
     @property
     def detector_threshold(self) -> float:
         """The confidence the detector must run at: down to the weakest detection a track accepts."""
         return self.tracker.config.low
 
-    def plan(self, frame: Frame, detections: list[Detection]) -> Plan:
-        """Assign this frame's detections to tracks and pick the faces the networks must see."""
+    def plan(self, frame: Frame, detections: list[Detection] | None) -> Plan:
+        """Assign this frame's detections to tracks and pick the faces the networks must see;
+        `detections` None for a frame the detector skipped (see `should_detect`)."""
         timestamp = frame.timestamp
+        if detections is None and timestamp is not None:
+            tracks = self.tracker.predict(timestamp)
+            predicted = tuple(Detection(t.box, t.confidence) for t in tracks)
+            self.stats.faces += len(predicted)
+            return Plan(frame, predicted, tuple(t.id for t in tracks), (None,) * len(tracks), (), (), (), detected=False)
+        detections = detections or []
         if timestamp is None:
             kept = tuple(d for d in detections if d.confidence >= self.confidence)
             everyone = tuple(range(len(kept)))

@@ -140,6 +140,8 @@ class Track:
     """Frames since the last match."""
     confirmed: bool = False
     """Whether the track is reported; tentative ones never leave the tracker."""
+    confidence: float = 1.0
+    """Detector confidence of the last matched detection."""
     _mean: np.ndarray = field(init=False, repr=False)
     _covariance: np.ndarray = field(init=False, repr=False)
     _matched_box: Box = field(init=False, repr=False)
@@ -165,8 +167,10 @@ class Track:
         self._mean[3] = max(self._mean[3], 1.0)  # a box keeps some height, so w/h stays defined
         self.box = _state_box(self._mean)
 
-    def _update(self, box: Box, timestamp: float | None, frame: int) -> None:
+    def _update(self, detection: Detection, timestamp: float | None, frame: int) -> None:
         """Correct the state with the detection matched in this frame."""
+        box = detection.box
+        self.confidence = detection.confidence
         p = _POSITION_NOISE * self._mean[3]
         noise = np.diag(np.square([p, p, 1e-1, p]))  # of a detection
         projected = self._covariance[:4, :4] + noise
@@ -323,8 +327,11 @@ class Tracker:
 
         ids: list[int | None] = [None] * len(detections)
         for track, index in pairs:
-            track._update(detections[index].box, timestamp, self._frame)
-            if not track.confirmed and track.hits >= config.confirm_hits:
+            track._update(detections[index], timestamp, self._frame)
+            # Detecting on every k-th frame (see `predict`), two matches as far apart as
+            # `confirm_hits` consecutive frames show the face as long: a glimpse still gets no id.
+            seen_for = self._frame - track.first_frame + 1
+            if not track.confirmed and (track.hits >= config.confirm_hits or (track.hits >= 2 and seen_for >= config.confirm_hits)):
                 self._confirm(track)
             if track.confirmed:
                 ids[index] = track.id
@@ -344,13 +351,26 @@ class Tracker:
         for index in strong_left:
             if tracked and _overlap(detections[index].box, tracked) >= config.duplicate:
                 continue  # the same face found twice
-            track = Track(0, detections[index].box, timestamp, timestamp, self._frame, self._frame)
+            track = Track(0, detections[index].box, timestamp, timestamp, self._frame, self._frame, confidence=detections[index].confidence)
             if first_frame_of_run or config.confirm_hits <= 1:
                 # Faces already in view when a source starts are real as surely as they will ever be.
                 self._confirm(track)
                 ids[index] = track.id
             self._tracks.append(track)
         return ids
+
+    def predict(self, timestamp: float | None = None) -> list[Track]:
+        """Follow the faces into a frame nobody looked for them in (detection runs on every k-th
+        frame only): every track moves on at its own velocity, none is missed or ended.
+
+        Returns the confirmed tracks seen in the last frame that had detections, at their predicted
+        boxes: where their faces are now.
+        """
+        self._frame += 1
+        step = self._step(timestamp)
+        for track in self._tracks:
+            track._predict(step)
+        return [t for t in self._tracks if t.confirmed and not t.misses]
 
     def pop_ended(self) -> list[Track]:
         """Confirmed tracks that ended since the last call, in the order they ended."""

@@ -334,6 +334,10 @@ class FrameResult:
     end: bool = False
     """True for the extra result a tracked source gives after its last frame (`frame` is that frame
     again): no faces, only the exits and final records of the people still in view."""
+    detected: bool = True
+    """False for a frame the detector skipped (detection on every k-th frame, or a live source
+    the box could not keep up with): its faces are where the tracker predicts them, with their
+    person's labels and no per-frame attributes."""
 
     @property
     def index(self) -> int:
@@ -348,7 +352,8 @@ class FrameResult:
         return self.frame.source
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON Lines record of this frame ("type": "frame"); "error" and "note" appear only when set."""
+        """The JSON Lines record of this frame ("type": "frame"); "error", "note" and "detected"
+        (false) appear only when set."""
         record: dict[str, Any] = {
             "type": "frame",
             "frame": self.index,
@@ -362,4 +367,6 @@ class FrameResult:
             record["error"] = self.error
         if self.frame.note is not None:
             record["note"] = self.frame.note
+        if not self.detected:
+            record["detected"] = False
         return record

@@ -316,3 +316,36 @@ def test_budget_rule_new_uncertain_better_view_and_recheck() -> None:
     measured = t + 0.2
     later = [round(measured + 0.1 * i, 1) for i in range(1, 51)]  # the same view, 0.1 to 5.0 s later
     assert [step(u, 80) for u in later] == [()] * 49 + [(0,)]  # rechecked after 5 s, not before
+
+
+def test_detection_on_every_third_frame_keeps_the_people(analyzer: Analyzer) -> None:
+    """With `detect_every=3` the detector sees frames 0, 3, 6...; in between, every person in view
+    is reported where the tracker predicts them, under the same id, with their fused labels."""
+    reference = run(analyzer, SPEAKER)
+    every = [r for r in reference if not r.end]
+    results = run(analyzer, SPEAKER, detect_every=3)
+    frames = [r for r in results if not r.end]
+    assert [r.detected for r in frames] == [i % 3 == 0 for i in range(len(frames))] and len(frames) == len(every)
+    predicted = [f for r in frames if not r.detected for f in r.faces]
+    assert len(predicted) > 100
+    assert all(f.track_id is not None and f.person is not None and f.age is None and f.emotion is None for f in predicted)
+    assert json.loads(json.dumps(frames[1].to_dict()))["detected"] is False and "detected" not in frames[0].to_dict()
+    people = lambda rs: {p.track_id: p for r in rs for p in r.people}  # noqa: E731
+    counted = [p for p in people(results).values() if p.counted]
+    assert abs(len(counted) - sum(p.counted for p in people(reference).values())) <= 1
+    # The speaker's close-up (frames 84-210) is one person throughout, as with every frame detected.
+    longest = max(counted, key=lambda p: p.frames)
+    assert longest.frames > 110 and longest.gender != UNKNOWN
+
+
+def test_a_live_source_faster_than_the_box_detects_on_fewer_frames(analyzer: Analyzer) -> None:
+    """A video read live (as fast as it decodes, far faster than detection on every frame) makes
+    the engine raise the detection interval instead of only dropping frames."""
+    engine = analyzer.pipeline()
+    results = [r for r in engine.run([_open(STREET)], live=True) if not r.end]
+    (stats,) = engine.sources
+    assert stats.frames == len(results) and stats.detected == sum(r.detected for r in results)
+    assert stats.detected < 0.7 * stats.frames  # intervals rose above 1 ...
+    assert [r.index for r in results] == sorted(r.index for r in results)
+    skipped = [r for r in results if not r.detected]
+    assert any(f.track_id is not None for r in skipped for f in r.faces)  # ... and people were followed between

@@ -413,3 +413,38 @@ def test_no_track_runs_across_a_scene_cut(analyzer: Analyzer) -> None:
     # The audience shot: four faces, each its own track for most of its 64 frames.
     audience = [frames for frames in boxes.values() if min(frames) >= 211 and len(frames) > 40]
     assert len(audience) >= 3
+
+
+def test_predict_moves_faces_on_between_detections_without_missing_them() -> None:
+    """Detection on every 4th frame: in between, `predict` carries each face at its velocity; a
+    face is never missed, ended or renamed for frames nobody looked at."""
+    tracker = Tracker()
+    truth = lambda i: (100 + 6 * i, 200 + 2 * i)  # noqa: E731
+    ids = []
+    for i in range(48):
+        if i % 4 == 0:
+            ids += tracker.update([face(*truth(i))], i / FPS)
+            continue
+        predicted = tracker.predict(i / FPS)
+        if i > 12:  # the velocity is learnt from a few detections
+            (track,) = predicted
+            assert track.misses == 0 and track.id == 1
+            assert iou(track.box, face(*truth(i)).box) > 0.7, i
+    assert ids == [1] * 12
+    (track,) = tracker.active
+    assert track.hits == 12 and track.last_frame == 44 and track.confidence == pytest.approx(0.9)
+
+
+def test_a_new_face_is_confirmed_by_two_detections_as_far_apart_as_three_frames() -> None:
+    """Detecting on every 2nd frame, a face confirms at its second detection (seen 3 frames); with
+    detection on every frame, a glimpse of 2 frames still gets no id."""
+    tracker = Tracker()
+    tracker.update([face(100, 100)], 0.0)  # the first frame of a run confirms what is there
+    assert tracker.update([face(100, 100), face(400, 300)], 1 / FPS) == [1, None]
+    tracker.predict(2 / FPS)
+    assert tracker.update([face(100, 100), face(400, 300)], 3 / FPS) == [1, 2]
+    glimpse = Tracker()
+    glimpse.update([], 0.0)
+    assert glimpse.update([face(400, 300)], 1 / FPS) == [None]
+    assert glimpse.update([face(400, 300)], 2 / FPS) == [None]
+    assert glimpse.update([face(400, 300)], 3 / FPS) == [1]
