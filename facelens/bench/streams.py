@@ -242,7 +242,7 @@ def measure_streams(
                 i = result.stream
                 now = time.perf_counter()
                 if window is not None:
-                    detected[i] += bool(getattr(result, "detected", True))
+                    detected[i] += result.detected
                     due = servers.due(i, result.frame.index)
                     if due is not None:
                         latencies[i][kept[i] % capacity] = time.monotonic() - due
