@@ -79,6 +79,15 @@ Device = Annotated[str, typer.Option(help="OpenVINO device: CPU, GPU, NPU, AUTO,
 Precision = Annotated[Optional[str], typer.Option(help="Model precision: FP16-INT8, FP16 or FP32 (default: best available; a network without it uses the nearest it has).", show_default=False)]
 CalibrateAge = Annotated[bool, typer.Option("--calibrate-age", help="With --age-gender-model omz: correct its ages with facelens' table: better for adults over ~40, worse for young adults and children (see README).")]
 EveryFrame = Annotated[bool, typer.Option("--every-frame", help="Run the attribute networks on every face of every frame (by default a settled person's are skipped).")]
+DetectEvery = Annotated[
+    int,
+    typer.Option(
+        "--detect-every",
+        min=1,
+        max=25,
+        help="Look for faces on every K-th frame of a video only; the tracker carries each face on in between. Faster; on busy scenes with a moving camera, some people are missed (see README). Live sources raise it themselves, up to 8, while the box falls behind.",
+    ),
+]
 AgeGenderModel = Annotated[
     str,
     typer.Option(
@@ -123,6 +132,13 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _people(every_frame: bool, detect_every: int, **more: bool) -> PeopleConfig:
+    """The people settings of --every-frame and --detect-every."""
+    if every_frame and detect_every > 1:
+        raise _fail("--every-frame runs the networks on every face of every frame: it needs --detect-every 1", 2)
+    return PeopleConfig(every_frame=every_frame, detect_every=detect_every, max_detect_every=max(detect_every, PeopleConfig.max_detect_every), **more)
+
+
 @app.command()
 def analyze(
     sources: Annotated[list[str], typer.Argument(help="Images, folders, globs ('photos/**/*.jpg'), video files, camera indexes or stream URLs; several run together.", show_default=False)],
@@ -141,6 +157,7 @@ def analyze(
     square: Annotated[bool, typer.Option("--square/--no-square", help="Square face boxes before the attribute networks.")] = CropConfig.square,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Follow faces in videos as people: steady fused labels, enter/exit events, person records. --no-track: every face of every frame on its own.")] = True,
     every_frame: EveryFrame = False,
+    detect_every: DetectEvery = 1,
     db: Annotated[Optional[Path], typer.Option("--db", help="SQLite database to record people and events in (created if missing; each run is added).", show_default=False)] = None,
     thumbnails: Annotated[bool, typer.Option("--thumbnails", help="Keep a best-shot thumbnail of each person in its record (pixelated with --blur).")] = False,
     no_images: Annotated[bool, typer.Option("--no-images", help="Store nothing but numbers: refuse --output, --show and --thumbnails.")] = False,
@@ -163,8 +180,8 @@ def analyze(
         asked = [name for name, on in (("--output", output is not None), ("--show", show), ("--thumbnails", thumbnails)) if on]
         if asked:
             raise _fail(f"--no-images: cannot be combined with {', '.join(asked)}, which store pictures", 2)
-    if (db is not None or thumbnails or every_frame) and not track:
-        raise _fail("--no-track: --db, --thumbnails and --every-frame need tracking", 2)
+    if (db is not None or thumbnails or every_frame or detect_every > 1) and not track:
+        raise _fail("--no-track: --db, --thumbnails, --every-frame and --detect-every need tracking", 2)
     several = len(sources) > 1
     for option, value in (("--output", output), ("--jsonl", jsonl)):
         if several and value not in (None, "-") and "{name}" not in value and "{index}" not in value:
@@ -185,7 +202,7 @@ def analyze(
             # Every source, the database and every model open before any output is created or
             # truncated: a run that cannot start leaves earlier outputs as they were.
             database = stack.enter_context(Database(db)) if db is not None else None
-            people = PeopleConfig(every_frame=every_frame, thumbnails=thumbnails, blur_thumbnails=blur) if track else None
+            people = _people(every_frame, detect_every, thumbnails=thumbnails, blur_thumbnails=blur) if track else None
             analyzer = Analyzer(
                 detector,
                 device=device,
@@ -206,7 +223,7 @@ def analyze(
                 stills = [source.name for source in opened if source.kind in ("image", "images")]
                 if stills:
                     log.warning("--db: still images (%s) have faces, not people: the database records no person of them; their faces are in --jsonl", ", ".join(stills))
-                options = {"detector": detector, "confidence": confidence, "every_frame": every_frame, "thumbnails": thumbnails, "blur": blur}
+                options = {"detector": detector, "confidence": confidence, "every_frame": every_frame, "detect_every": detect_every, "thumbnails": thumbnails, "blur": blur}
                 options["age_gender_model"] = age_gender_model if age_gender else None
                 shared = DatabaseSink(database, database.start_run([s.name for s in opened], options))
                 stack.callback(shared.close)
@@ -515,6 +532,7 @@ def batch(
     calibrate_age: CalibrateAge = False,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Follow faces in videos as people (fused labels, events, person records).")] = True,
     every_frame: EveryFrame = False,
+    detect_every: DetectEvery = 1,
     device: Device = "CPU",
     precision: Precision = None,
     models_dir: ModelsDir = None,
@@ -526,16 +544,16 @@ def batch(
         raise _fail(f"--detector {detector}: unknown; choose one of {', '.join(DETECTORS)}", 2)
     if age_gender_model not in FAMILIES:
         raise _fail(f"--age-gender-model {age_gender_model}: unknown; choose one of {', '.join(FAMILIES)}", 2)
-    if every_frame and not track:
-        raise _fail("--no-track: --every-frame needs tracking", 2)
+    if (every_frame or detect_every > 1) and not track:
+        raise _fail("--no-track: --every-frame and --detect-every need tracking", 2)
     units, missing = expand(inputs)
     if not units:
         raise _fail("nothing to analyze: " + "; ".join(f"{spec}: {why}" for spec, why in missing))
     stop = None
     try:
         settings = dict(detector=detector, device=device, confidence=confidence, min_face=min_face, age_gender=age_gender, age_gender_model=age_gender_model, emotion=emotion, head_pose=track, calibrate_age=calibrate_age, precision=precision)
-        people = PeopleConfig(every_frame=every_frame) if track else None
-        options = {"detector": detector, "confidence": confidence, "every_frame": every_frame, "age_gender_model": age_gender_model if age_gender else None}
+        people = _people(every_frame, detect_every) if track else None
+        options = {"detector": detector, "confidence": confidence, "every_frame": every_frame, "detect_every": detect_every, "age_gender_model": age_gender_model if age_gender else None}
         if ray is None:
             analyzer = Analyzer(**settings, store=ModelStore(models_dir), progress=True)  # type: ignore[arg-type]
         with _stop_signals() as stop:
@@ -800,6 +818,7 @@ def serve(
     emotion: EmotionOn = True,
     calibrate_age: CalibrateAge = False,
     every_frame: EveryFrame = False,
+    detect_every: DetectEvery = 1,
     blur: Annotated[bool, typer.Option("--blur", help="Pixelate faces in the live views and annotated images.")] = False,
     db: Annotated[Optional[Path], typer.Option("--db", help="SQLite database to record people and events in (one run per source).", show_default=False)] = None,
     no_images: Annotated[bool, typer.Option("--no-images", help="Serve numbers only: no live video, no annotated images.")] = False,
@@ -826,13 +845,13 @@ def serve(
             analyzer = Analyzer(detector, device=device, confidence=confidence, min_face=min_face, age_gender=age_gender, age_gender_model=age_gender_model, emotion=emotion, calibrate_age=calibrate_age, precision=precision, store=ModelStore(models_dir), progress=True)
             sock = stack.enter_context(server.server.listen(host, port))  # after the models and the database
             options = server.HubOptions(
-                people=PeopleConfig(every_frame=every_frame),
+                people=_people(every_frame, detect_every),
                 live=live,
                 reconnect=Reconnect(retry_for=retry_for),
                 blur=blur,
                 images=not no_images,
                 k=k,
-                run_options={"detector": detector, "confidence": confidence, "every_frame": every_frame, "age_gender_model": age_gender_model if age_gender else None, "serve": True},
+                run_options={"detector": detector, "confidence": confidence, "every_frame": every_frame, "detect_every": detect_every, "age_gender_model": age_gender_model if age_gender else None, "serve": True},
             )
             http = server.ServerOptions(token=token, max_upload=max_upload, loopback=server.is_loopback(host), cors=tuple(cors or ()))
             signum = server.serve(sources or [], analyzer, database, options, http, sock, ready=lambda url: err.print(f"facelens serve: {url}", highlight=False, soft_wrap=True))

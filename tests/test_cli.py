@@ -205,6 +205,21 @@ def test_wrong_options_are_refused(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "x.jpg" in result.stderr
 
 
+def test_detect_every_k_frames(tmp_path: Path) -> None:
+    """--detect-every 3: the detector sees one frame in three; the others carry the tracked people
+    on, marked "detected": false; with --every-frame or --no-track it means nothing, so it is refused."""
+    out = tmp_path / "speaker.jsonl"
+    result = facelens("analyze", VIDEOS / "speaker-360p.mp4", "--detect-every", "3", "--jsonl", out)
+    assert result.exit_code == 0, result.output
+    frames = lines(out)
+    assert [f.get("detected", True) for f in frames] == [i % 3 == 0 for i in range(len(frames))]
+    carried = [face for f in frames if "detected" in f for face in f["faces"]]
+    assert len(carried) > 100 and all(face["track_id"] is not None and face["person"] for face in carried)
+    for wrong in (["--every-frame"], ["--no-track"]):
+        result = facelens("analyze", VIDEOS / "speaker-360p.mp4", "--detect-every", "3", *wrong)
+        assert result.exit_code == 2 and "--detect-every" in result.stderr
+
+
 def test_models_commands(tmp_path: Path) -> None:
     listed = runner.invoke(app, ["models", "list"], env={"COLUMNS": "250"})
     assert listed.exit_code == 0 and "face-detection-retail-0004" in listed.stdout
