@@ -665,6 +665,7 @@ def bench(
     streams: Annotated[Optional[str], typer.Option(help="Channel density instead of the modes: serve N real-time 1280x720 25 frames/s MJPEG streams of the videos on loopback and run facelens live on all of them in this process; a comma list (1,8) runs each count in turn and gives the peak memory per extra stream.", show_default=False)] = None,
     seconds: Annotated[float, typer.Option(min=1.0, help="With --streams: seconds measured per run, after the warm-up (120 or more: memory growth after the first minute).")] = 60.0,
     warmup: Annotated[float, typer.Option(min=0.0, help="With --streams: seconds run before measuring.")] = 5.0,
+    detect_every: DetectEvery = 1,
     models_dir: ModelsDir = None,
 ) -> None:
     """Measure facelens (untracked, tracked, tracked with the attribute budget) against decode-only,
@@ -675,7 +676,7 @@ def bench(
     if streams is not None:
         if crowd_from is not None:
             raise _fail("--crowd-from: not with --streams (give the folder of videos to serve as SOURCE)", 2)
-        _bench_streams(source, streams, seconds, warmup, detector, json_out, models_dir)
+        _bench_streams(source, streams, seconds, warmup, detector, json_out, models_dir, _people(False, detect_every))
         return
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
     if unknown := [m for m in wanted if m not in MODES]:
@@ -689,7 +690,7 @@ def bench(
             raise _fail("give a video to measure on, or --crowd-from FOLDER", 2)
         store = ModelStore(models_dir)
         analyzer = Analyzer(detector, store=store, progress=True)
-        results = benchmark.run(source, analyzer, store, wanted, rounds=rounds, loop=loop, live=live, detector=detector)
+        results = benchmark.run(source, analyzer, store, wanted, rounds=rounds, loop=loop, live=live, detector=detector, detect_every=detect_every)
     except FacelensError as error:
         raise _fail(str(error)) from None
     table = Table("mode", "frames", "faces", "frames/s", "faces/s", "CPU ms/frame", "latency p50/p95 ms", "peak MB", "MB after 1000", box=None)
@@ -719,7 +720,7 @@ def bench(
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
 
 
-def _bench_streams(source: str | None, streams: str, seconds: float, warmup: float, detector: str, json_out: Path | None, models_dir: Path | None) -> None:
+def _bench_streams(source: str | None, streams: str, seconds: float, warmup: float, detector: str, json_out: Path | None, models_dir: Path | None, people: PeopleConfig) -> None:
     from .bench import streams as density
 
     try:
@@ -741,7 +742,7 @@ def _bench_streams(source: str | None, streams: str, seconds: float, warmup: flo
         # A stop signal ends the measuring there; the figures so far are still printed.
         with _stop_signals() as stop:
             analyzer = Analyzer(detector, store=ModelStore(models_dir), progress=True)
-            runs = density.run_streams(videos, analyzer, counts, seconds=seconds, warmup=warmup, stop=lambda: stop.requested, progress=lambda line: err.print(line, highlight=False))
+            runs = density.run_streams(videos, analyzer, counts, seconds=seconds, warmup=warmup, stop=lambda: stop.requested, progress=lambda line: err.print(line, highlight=False), people=people)
     except (FacelensError, ValueError, RuntimeError) as error:
         raise _fail(str(error)) from None
     except KeyboardInterrupt:

@@ -222,6 +222,7 @@ class Bench:
         source: a factory returning a fresh source for each run (a video file, looped or not).
         analyzer: the facelens analyzer (its detector is also used by the simpler loops).
         store: where model files come from.
+        detect_every: the tracked modes detect on every this-many-th frame (`PeopleConfig.detect_every`).
     """
 
     def __init__(
@@ -230,9 +231,11 @@ class Bench:
         analyzer: Analyzer,
         store: ModelStore | None = None,
         detector: str = DEFAULT_DETECTOR,
+        detect_every: int = 1,
     ) -> None:
         self.source = source
         self.analyzer = analyzer
+        self.detect_every = detect_every
         store = store or ModelStore()
 
         def sync(model: str) -> Network:
@@ -324,7 +327,7 @@ class Bench:
         people = (
             None
             if mode == "no-track"
-            else PeopleConfig(every_frame=mode == "every-frame")
+            else PeopleConfig(every_frame=mode == "every-frame", detect_every=1 if mode == "every-frame" else self.detect_every, max_detect_every=max(8, self.detect_every))
         )
         engine = self.analyzer.pipeline(people=people)
         serialize = 0.0
@@ -372,6 +375,7 @@ def run(
     loop: int = 1,
     live: bool = False,
     detector: str = DEFAULT_DETECTOR,
+    detect_every: int = 1,
 ) -> list[Figures]:
     """Run `modes` alternately `rounds` times on `source`; for each mode, the round with the median frames/s.
 
@@ -383,10 +387,11 @@ def run(
         if loop > 1
         else (lambda: open_source(source))
     )
-    bench = Bench(make, analyzer, store, detector)
-    # Compile every batch size now, so no mode pays for compiling during its run.
-    for network in analyzer.attributes.networks():
+    bench = Bench(make, analyzer, store, detector, detect_every)
+    # Compile every batch size now, the simple loops' networks too, so no mode pays for compiling during its run.
+    for network in analyzer.attributes.networks() + bench.sync_attributes.networks():
         network.prepare(range(1, network.max_batch + 1))
+    bench.sync_detector.network.prepare([1])  # one frame at a time
     runs: dict[str, list[Figures]] = {mode: [] for mode in modes}
     for _ in range(rounds):
         for mode in modes:

@@ -189,6 +189,7 @@ def measure_streams(
     seconds: float = 60.0,
     warmup: float = 5.0,
     stop: Callable[[], bool] | None = None,
+    people: PeopleConfig = PeopleConfig(),
 ) -> StreamsFigures:
     """Run the default facelens pipeline live on the first `streams` streams of `servers` for
     `warmup` + `seconds` seconds and measure the `seconds` after the warm-up.
@@ -214,7 +215,7 @@ def measure_streams(
             for source in sources:
                 source.close()
             raise
-        engine = analyzer.pipeline(people=PeopleConfig())
+        engine = analyzer.pipeline(people=people)
         results = engine.run(sources, live=True)
         started = time.perf_counter()
         window: tuple[float, float, float | None, list[tuple[int, ...]]] | None = None
@@ -317,6 +318,7 @@ def run_streams(
     clip_seconds: float | None = 30.0,
     stop: Callable[[], bool] | None = None,
     progress: Callable[[str], None] | None = None,
+    people: PeopleConfig = PeopleConfig(),
 ) -> list[StreamsFigures]:
     """Serve max(`counts`) streams of `videos` and measure facelens on each count of them in turn,
     fewest first (see `measure_streams`). Each stream loops over the first `clip_seconds` of its
@@ -345,7 +347,13 @@ def run_streams(
                 )
             runs.append(
                 measure_streams(
-                    analyzer, servers, count, seconds=seconds, warmup=warmup, stop=stop
+                    analyzer,
+                    servers,
+                    count,
+                    seconds=seconds,
+                    warmup=warmup,
+                    stop=stop,
+                    people=people,
                 )
             )
             if stop is not None and stop():
