@@ -206,7 +206,7 @@ class People:
         `detections` None for a frame the detector skipped (see `should_detect`)."""
         timestamp = frame.timestamp
         if detections is None and timestamp is not None:
-            tracks = self.tracker.predict(timestamp)
+            tracks = self.tracker.predict(timestamp, frame.image)
             predicted = tuple(Detection(t.box, t.confidence) for t in tracks)
             self.stats.faces += len(predicted)
             return Plan(frame, predicted, tuple(t.id for t in tracks), (None,) * len(tracks), (), (), (), detected=False)

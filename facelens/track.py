@@ -269,6 +269,8 @@ class Tracker:
         # Recent timestamp gaps; their median is the frame interval that Kalman velocities count in.
         self._gaps: deque[float] = deque(maxlen=30)
         self._camera = CameraMotion()
+        self._camera_frame = -1  # the frame the camera's motion was last measured to
+        self._camera_moving = False
 
     @property
     def active(self) -> list[Track]:
@@ -286,17 +288,7 @@ class Tracker:
         nothing, or one starting a tentative track).
         """
         config = self.config
-        self._frame += 1
-        step = self._step(timestamp)
-        motion = None if image is None else self._camera.update(image, measure=bool(self._tracks))
-        agreement = self._camera.agreement if image is not None else None
-        if agreement is not None and agreement < config.cut:
-            self._end_all()  # a scene cut: nothing carries over
-            motion = None
-        for track in self._tracks:
-            track._predict(step)
-            if motion is not None:
-                track._warp(motion)
+        self._move_on(timestamp, image)
 
         # Empty boxes cannot enter the filter (it keeps w/h); they get no id, like ignored detections.
         usable = [i for i, d in enumerate(detections) if d.confidence >= config.low and d.box.area > 0]
@@ -359,18 +351,34 @@ class Tracker:
             self._tracks.append(track)
         return ids
 
-    def predict(self, timestamp: float | None = None) -> list[Track]:
+    def predict(self, timestamp: float | None = None, image: np.ndarray | None = None) -> list[Track]:
         """Follow the faces into a frame nobody looked for them in (detection runs on every k-th
         frame only): every track moves on at its own velocity, none is missed or ended.
 
         Returns the confirmed tracks seen in the last frame that had detections, at their predicted
         boxes: where their faces are now.
         """
+        # The camera is followed on these frames too only while it moves: a still camera's
+        # frames cost a prediction and nothing more.
+        self._move_on(timestamp, image if self._camera_moving else None)
+        return [t for t in self._tracks if t.confirmed and not t.misses]
+
+    def _move_on(self, timestamp: float | None, image: np.ndarray | None) -> None:
+        """Into the next frame: every track predicted at its velocity and carried with the camera."""
         self._frame += 1
         step = self._step(timestamp)
+        motion = None if image is None else self._camera.update(image, measure=bool(self._tracks))
+        agreement = self._camera.agreement if image is not None else None
+        if agreement is not None and agreement < self.config.cut:
+            self._end_all()  # a scene cut: nothing carries over
+            motion = None
+        if image is not None:
+            frames, self._camera_frame = self._frame - self._camera_frame, self._frame
+            self._camera_moving = motion is not None and _moving(motion, image.shape[1], frames)
         for track in self._tracks:
             track._predict(step)
-        return [t for t in self._tracks if t.confirmed and not t.misses]
+            if motion is not None:
+                track._warp(motion)
 
     def pop_ended(self) -> list[Track]:
         """Confirmed tracks that ended since the last call, in the order they ended."""
@@ -387,6 +395,7 @@ class Tracker:
         self._last_time = None
         self._gaps.clear()
         self._camera = CameraMotion()
+        self._camera_moving = False
         return self.pop_ended()
 
     def _end_all(self) -> None:
@@ -420,6 +429,14 @@ class Tracker:
         if timestamp is not None and track.last_seen is not None:
             return timestamp - track.last_seen > self.config.lost_seconds
         return track.misses > self.config.lost_frames
+
+
+def _moving(motion: np.ndarray, width: int, frames: int) -> bool:
+    """Whether `motion`, measured over `frames` frames of a picture `width` pixels wide, is a camera
+    moving: by more than 0.3% of the width, or turning or zooming by more than 0.3%, a frame."""
+    shift = math.hypot(*motion[:, 2]) / width
+    turn_or_zoom = float(np.abs(motion[:, :2] - np.eye(2)).max())
+    return max(shift, turn_or_zoom) > 0.003 * max(frames, 1)
 
 
 class CameraMotion:

@@ -448,3 +448,31 @@ def test_a_new_face_is_confirmed_by_two_detections_as_far_apart_as_three_frames(
     assert glimpse.update([face(400, 300)], 1 / FPS) == [None]
     assert glimpse.update([face(400, 300)], 2 / FPS) == [None]
     assert glimpse.update([face(400, 300)], 3 / FPS) == [1]
+
+
+def test_between_detections_a_moving_camera_is_followed_and_a_still_one_costs_nothing() -> None:
+    """Detection on every 4th frame while the camera pans at 12 px a frame and then stops: on the
+    frames in between the standing person's face is where the camera took it (measured while the
+    camera moves); once it stands still, the frames in between measure nothing."""
+    scene = _canvas(6)
+    tracker = Tracker()
+    measured = []
+    original = tracker._camera.update
+
+    def update(image, measure=True):
+        measured.append(i)
+        return original(image, measure)
+
+    tracker._camera.update = update  # type: ignore[method-assign]
+    for i in range(40):
+        x = 12 * min(i, 24)  # panning until frame 24, then still
+        picture = scene[:720, x : x + 1280]
+        truth = face(900 - x, 400)
+        if i % 4 == 0:
+            assert tracker.update([truth], i / FPS, picture) == [1]
+            continue
+        (track,) = tracker.predict(i / FPS, picture)
+        if 4 < i < 24:
+            assert iou(track.box, truth.box) > 0.8, i
+    assert set(range(5, 24)) <= set(measured)  # every frame once seen moving
+    assert {i for i in measured if i > 28} == {32, 36}  # only the detected ones once still
