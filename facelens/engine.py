@@ -216,12 +216,13 @@ class _Pace:
 class _Job:
     """One frame on its way through detection and attributes."""
 
-    __slots__ = ("feed", "frame", "arrived", "detected", "detections", "plan", "pending_detections", "pending_attributes", "attributes", "error")
+    __slots__ = ("feed", "frame", "arrived", "taken", "detected", "detections", "plan", "pending_detections", "pending_attributes", "attributes", "error")
 
     def __init__(self, feed: _Feed, frame: Frame, arrived: float) -> None:
         self.feed = feed
         self.frame = frame
         self.arrived = arrived
+        self.taken = time.perf_counter()
         self.detected = True
         """False when the detector skips the frame (the tracker predicts its faces)."""
         self.pending_detections: PendingDetections | None = None
@@ -340,7 +341,14 @@ class Engine:
                     break
                 if not progressed and inflight:
                     started = time.perf_counter()
-                    self._advance(inflight[0], wait=True)
+                    if live_feeds and len(inflight) < depth and started - inflight[0].taken < self.timeout:
+                        # Live: a camera's next frame is taken as it comes, not after the oldest
+                        # job; the networks are looked at again every 2 ms meanwhile.
+                        with ready:
+                            if not any(feed.buffer for feed in feeds):
+                                ready.wait(0.002)
+                    else:
+                        self._advance(inflight[0], wait=True)
                     self.stats.waiting += time.perf_counter() - started
         finally:
             self._stop(feeds, inflight, ready)
