@@ -597,26 +597,21 @@ class _LiveSource(_CaptureSource):
         """Open the input and read its first frame, retrying as `reconnect` says; raises the last
         `SourceError` when the budget is spent."""
         policy = self.reconnect
-        deadline = time.monotonic() + policy.retry_for
-        delay = policy.first_delay
-        warned = False
-        while True:
-            remaining = deadline - time.monotonic()
+        failed: SourceError | None = None
+        tries = 0
+        for remaining in _attempts(policy, self._stop):
+            tries += 1
             try:
-                timeout = STREAM_TIMEOUT_MS if remaining <= 0 else min(STREAM_TIMEOUT_MS, max(1000, int(remaining * 1000)))
-                self._start(self._open(timeout), unopened, unreadable)
+                self._start(self._open(_open_timeout_ms(remaining)), unopened, unreadable)
                 return
             except SourceError as error:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    if warned:
-                        raise SourceError(f"{error}; gave up after {policy.retry_for:g} s") from None
-                    raise
-                if not warned:
+                if failed is None and policy.retry_for > 0:
                     logger.warning("%s; retrying for up to %g s", error, policy.retry_for)
-                    warned = True
-                time.sleep(min(delay, remaining))
-                delay = min(delay * 2, policy.max_delay)
+                failed = error
+        assert failed is not None
+        if tries > 1:
+            raise SourceError(f"{failed}; gave up after {policy.retry_for:g} s") from None
+        raise failed
 
     # The consumer's side.
 
@@ -717,11 +712,8 @@ class _LiveSource(_CaptureSource):
             logger.warning("%s", self.error)
             return None, None
         logger.warning("%s: %s lost (%s), reconnecting", self._label, self.kind, reason)
-        deadline = time.monotonic() + policy.retry_for
-        delay = policy.first_delay
-        while not self._stop.is_set():
-            remaining = deadline - time.monotonic()
-            capture = self._open(min(STREAM_TIMEOUT_MS, max(1000, int(remaining * 1000))))
+        for remaining in _attempts(policy, self._stop):
+            capture = self._open(_open_timeout_ms(remaining))
             if self._stop.is_set():
                 capture.release()
                 return None, None
@@ -736,15 +728,30 @@ class _LiveSource(_CaptureSource):
                     logger.warning("%s: %s", self._label, note)
                     return first, note
             capture.release()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._stop.wait(min(delay, remaining)):
-                break
-            delay = min(delay * 2, policy.max_delay)
         if self._stop.is_set():
             return None, None
         self.error = f"{self._label}: {self.kind} lost and not back after {policy.retry_for:g} s, giving up"
         logger.warning("%s", self.error)
         return None, None
+
+
+def _attempts(policy: Reconnect, stop: threading.Event) -> Iterator[float]:
+    """The seconds left of `policy`'s budget at each attempt to open an input: the first at once,
+    each next one after a backoff doubling up to `max_delay`; over when the budget is spent or
+    `stop` is set (stopping the wait at once)."""
+    deadline = time.monotonic() + policy.retry_for
+    delay = policy.first_delay
+    while True:
+        yield deadline - time.monotonic()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or stop.wait(min(delay, remaining)):
+            return
+        delay = min(delay * 2, policy.max_delay)
+
+
+def _open_timeout_ms(remaining: float) -> int:
+    """How long one attempt may take to open, in ms: within what is left of the budget, 1 s at least."""
+    return STREAM_TIMEOUT_MS if remaining <= 0 else min(STREAM_TIMEOUT_MS, max(1000, int(remaining * 1000)))
 
 
 class CameraSource(_LiveSource):
