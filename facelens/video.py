@@ -26,10 +26,14 @@ if TYPE_CHECKING:
 
 __all__ = ["SUFFIXES", "VideoWriter"]
 
-# libx264's fastest preset with four of the tools it leaves out: about 1.5x the CPU time of OpenCV's
-# MPEG-4 Part 2 for half its size on annotated 720p (benchmarks/video_writer.py); slower presets cost
-# 2-3x. No B-frames: with them the first frame would not be at 0 s.
-_X264 = {"preset": "ultrafast", "crf": "24", "x264-params": "cabac=1:deblock=1:8x8dct=1:subme=1"}
+# The encoder is nearly all the CPU an annotated video costs (libx264 was 95% of it under perf), CPU
+# the analysis then lacks on a machine it keeps busy. So: libx264's fastest preset with only the
+# deblocking filter back (cheap, and it keeps a high quantiser clean), at the CRF that keeps the quality
+# of OpenCV's MPEG-4 Part 2 (tests/test_video.py). On street-720p's annotated frames that is ~5 ms a
+# frame where CRF 24 with CABAC, 8x8 transform and sub-pixel motion took ~8.5 ms, and 10 MB where that
+# gave 12 MB (benchmarks/video_writer.py); those tools saved 10-25% of the size for 15-40% more CPU.
+# No B-frames: with them the first frame would not be at 0 s.
+_X264 = {"preset": "ultrafast", "crf": "28", "x264-params": "deblock=1"}
 # empty_moov: the header holds no samples, so it is whole before the first frame; frag_keyframe: a
 # fragment from each keyframe; default_base_moof: fragments address their own data, as browsers expect.
 _FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
@@ -90,6 +94,9 @@ class VideoWriter:
                     context.colorspace = context.color_primaries = context.color_trc = _SMPTE170M
                     context.color_range = _MPEG_RANGE
                     context.options = _X264
+                    # One thread, the caller's (the sink's own): x264's frame threads, 3 on 2 cores, cost
+                    # ~0.5-1 ms more CPU a 720p frame and hold frames back; the analysis has the other core.
+                    context.thread_count = 1
                 self._container.start_encoding()  # opens the file and writes the header
             except BaseException:
                 self._container.close()
