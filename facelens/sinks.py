@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 import cv2
+import numpy as np
 
 from .annotate import Picture
 from .db import Database, event_to_dict, person_to_dict
@@ -149,14 +150,21 @@ class VideoSink:
 
     def _encode(self) -> None:
         writer: VideoWriter | None = None
+        buffer: np.ndarray | None = None  # one I420 frame, reused: a fresh 1.4 MB each frame costs page faults
         while (picture := self._queue.get()) is not None:
             if self._error is not None:
                 continue  # taken and let go, so that nobody waits on a full queue
             try:
-                image = picture()
                 if writer is None:
-                    writer = VideoWriter(self.path, self.fps, (image.shape[1], image.shape[0]))
-                writer.write(image)
+                    writer = VideoWriter(self.path, self.fps, picture.size)
+                if writer.takes_i420 and picture.size == writer.size:
+                    # Drawn straight into what the encoder takes: no copy of the frame, no second conversion.
+                    width, height = writer.size
+                    if buffer is None:
+                        buffer = np.empty((height * 3 // 2, width), np.uint8)
+                    writer.write_i420(picture.i420(buffer))
+                else:
+                    writer.write(picture())
             except Exception as error:
                 self._error = error if isinstance(error, FacelensError) else FacelensError(f"{self.path}: cannot write video ({error})")
         if writer is not None:

@@ -119,10 +119,36 @@ class VideoWriter:
             picture = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
         else:
             picture = av.VideoFrame.from_ndarray(frame, format="bgr24")
+        self._encode(picture)
+
+    def _encode(self, picture: av.VideoFrame) -> None:
+        assert self._container is not None
         picture.pts = self.frames
         with self._errors():
             self._container.mux(self._stream.encode(picture))
         self.frames += 1
+
+    @property
+    def takes_i420(self) -> bool:
+        """Whether `write_i420` may be used: H.264 at even sides."""
+        return self._stream.codec_context.pix_fmt == "yuv420p" and self._pad == (0, 0)
+
+    def write_i420(self, frame: np.ndarray) -> None:
+        """Add a frame given as YUV I420, as OpenCV's COLOR_BGR2YUV_I420 gives it: `size` high and
+        half as high again, `size` wide. Only when `takes_i420`; `frame` may be reused once this returns."""
+        if self._container is None:
+            raise FacelensError(f"{self.path}: the video is closed")
+        width, height = self.size
+        if not self.takes_i420 or frame.dtype != np.uint8 or frame.shape != (height * 3 // 2, width):
+            raise FacelensError(f"{self.path}: not an I420 frame of {width}x{height} this video can take: {frame.dtype} of shape {frame.shape}")
+        import av
+
+        if height % 4 == 0:
+            # No copy: the encoder copies the frame in before `encode` returns. PyAV takes the height
+            # as a multiple of 4 here (270 rows would be read as 268, the chroma planes from the wrong place).
+            self._encode(av.VideoFrame.from_numpy_buffer(frame, format="yuv420p"))
+        else:
+            self._encode(av.VideoFrame.from_ndarray(frame, format="yuv420p"))
 
     def close(self) -> None:
         """Write out the frames the encoder still holds and close the file. Closing again does nothing."""

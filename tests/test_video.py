@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from conftest import VIDEOS, run_chromium
-from facelens.annotate import Picture
+from facelens.annotate import Picture, annotate, annotate_i420
 from facelens.errors import FacelensError
 from facelens.sinks import VideoSink
-from facelens.types import Frame, FrameResult
+from facelens.types import Box, Emotion, Face, Frame, FrameResult, Gender
 from facelens.video import VideoWriter
 
 SPEAKER = VIDEOS / "speaker-360p.mp4"  # 640x360, 275 frames, 29.97 fps
@@ -209,6 +209,62 @@ def test_the_old_writer_left_nothing_to_play_when_killed(tmp_path: Path) -> None
     assert not cv2.VideoCapture(str(path)).isOpened()  # ...and cannot be read
 
 
+@pytest.mark.parametrize("size", [(640, 360), (480, 270)])
+def test_i420_frames_from_one_reused_buffer_are_the_bgr_frames(speaker, tmp_path: Path, size: tuple[int, int]) -> None:
+    """write_i420 takes the frame before it returns (the sink fills one buffer again for each frame),
+    and encodes just what `write` does with the same frame in BGR, at a height of 4k and 4k + 2."""
+    frames = [cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in speaker[0][:60]]
+    buffer = np.empty((size[1] * 3 // 2, size[0]), np.uint8)
+    with VideoWriter(tmp_path / "i420.mp4", 30, size) as writer, VideoWriter(tmp_path / "bgr.mp4", 30, size) as bgr:
+        assert writer.takes_i420
+        for frame in frames:
+            writer.write_i420(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420, dst=buffer))
+            bgr.write(frame)
+        with pytest.raises(FacelensError, match=f"not an I420 frame of {size[0]}x{size[1]}"):
+            writer.write_i420(buffer[:-2])
+    decoded = read_pyav(tmp_path / "i420.mp4")[0]
+    assert len(decoded) == 60
+    assert_same_pictures(decoded, frames)
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, read_pyav(tmp_path / "bgr.mp4")[0], strict=True))
+    with VideoWriter(tmp_path / "odd.mp4", 30, (639, 360)) as odd, VideoWriter(tmp_path / "mjpeg.avi", 30, (640, 360)) as mjpeg:
+        assert not odd.takes_i420 and not mjpeg.takes_i420  # these take BGR (padded; full-range JPEG)
+
+
+def awkward_faces(width: int, height: int) -> list[Face]:
+    """Faces at fractional pixels that overlap, run off each edge, have their label above or (at the
+    top) below the box, one with no label."""
+    boxes = [
+        (101.4, 93.6, 161.2, 170.9),
+        (140.3, 120.1, 200.7, 195.5),  # overlaps the first, its label over the first's box
+        (width - 31.5, height - 41.3, width + 5.0, height + 3.0),
+        (-4.0, height / 2, 27.3, height / 2 + 33.0),
+        (width / 2 + 0.5, 0.0, width / 2 + 40.5, 45.0),
+        (width / 3 + 1.0, height / 3 + 1.0, width / 3 + 60.0, height / 3 + 80.0),
+    ]
+    faces = [Face(Box(*box), 0.9, 30.0 + i, Gender("female" if i % 2 else "male", 0.9), Emotion("happy", (0.1, 0.6, 0.1, 0.1, 0.1))) for i, box in enumerate(boxes)]
+    return [*faces, Face(Box(width * 0.7, height * 0.6, width * 0.7 + 30, height * 0.6 + 30), 0.8)]
+
+
+@pytest.mark.parametrize("blur_faces", [False, True])
+def test_pictures_drawn_for_the_encoder_are_the_annotated_pictures_to_the_bit(speaker, blur_faces: bool) -> None:
+    """annotate_i420 converts the frame whole and draws only the faces' parts again: the same picture
+    as drawing in BGR and converting, at 360p (1-pixel lines) and 720p (2-pixel lines)."""
+    frames, _ = speaker
+    for frame in (frames[100], cv2.resize(frames[200], (1280, 720))):
+        height, width = frame.shape[:2]
+        faces = awkward_faces(width, height)
+        before = frame.copy()
+        expected = cv2.cvtColor(annotate(frame, faces, blur_faces=blur_faces), cv2.COLOR_BGR2YUV_I420)
+        drawn = annotate_i420(frame, faces, blur_faces=blur_faces)
+        assert np.array_equal(drawn, expected)
+        assert np.array_equal(frame, before)  # the frame itself is not drawn on
+        assert not np.array_equal(drawn, cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420))
+        picture = Picture(frame, faces, blur_faces=blur_faces)
+        assert picture.size == (width, height) and np.array_equal(picture.i420(), expected)
+        assert np.array_equal(picture(), annotate(frame, faces, blur_faces=blur_faces))
+        assert np.array_equal(picture.i420(np.empty_like(expected)), expected)  # from the BGR picture once drawn
+
+
 def test_odd_and_changing_sizes(speaker, tmp_path: Path) -> None:
     """An odd side is padded by a pixel (4:2:0 needs even sides); a frame of another size is scaled."""
     frames, fps = speaker
@@ -288,6 +344,11 @@ def test_video_sink_holds_the_caller_up_rather_than_queueing_without_end(speaker
             gate.wait(10)
             drawn.append(1)
             return super().__call__()
+
+        def i420(self, out: np.ndarray | None = None) -> np.ndarray:
+            gate.wait(10)
+            drawn.append(1)
+            return super().i420(out)
 
     sink = VideoSink(tmp_path / "slow.mp4", fps)
     writing = threading.Thread(target=lambda: [sink.write(FrameResult(Frame(f, i, None, "s"), ()), Slow(f, ())) for i, f in enumerate(frames[:40])])
