@@ -29,9 +29,9 @@ __all__ = ["SUFFIXES", "VideoWriter"]
 # The encoder is nearly all the CPU an annotated video costs (libx264 was 95% of it under perf), CPU
 # the analysis then lacks on a machine it keeps busy. So: libx264's fastest preset with only the
 # deblocking filter back (cheap, and it keeps a high quantiser clean), at the CRF that keeps the quality
-# of OpenCV's MPEG-4 Part 2 (tests/test_video.py). On street-720p's annotated frames that is ~5 ms a
-# frame where CRF 24 with CABAC, 8x8 transform and sub-pixel motion took ~8.5 ms, and 10 MB where that
-# gave 12 MB (benchmarks/video_writer.py); those tools saved 10-25% of the size for 15-40% more CPU.
+# of OpenCV's MPEG-4 Part 2 (tests/test_video.py). On street-720p's annotated frames the encoder alone
+# takes ~5 ms a frame where CRF 24 with CABAC, 8x8 transform and sub-pixel motion took ~8.5 ms, and the
+# file is 10 MB where that gave 12 MB; those tools saved 10-25% of the size for 15-40% more CPU.
 # No B-frames: with them the first frame would not be at 0 s.
 _X264 = {"preset": "ultrafast", "crf": "28", "x264-params": "deblock=1"}
 # empty_moov: the header holds no samples, so it is whole before the first frame; frag_keyframe: a
