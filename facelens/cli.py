@@ -127,6 +127,10 @@ def _setup() -> None:
         log.propagate = False
 
 
+STILL_KINDS = ("image", "images")
+"""Source kinds whose frames are still images: faces, never tracked as people."""
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
@@ -211,7 +215,9 @@ def analyze(
                 age_gender=age_gender,
                 age_gender_model=age_gender_model,
                 emotion=emotion,
-                head_pose=track,  # it weighs views and measures attention: untracked, it would be idle work
+                # Head pose weighs a person's views and measures attention: on faces that are not
+                # followed (--no-track, still images) it would be idle work.
+                head_pose=track and any(source.kind not in STILL_KINDS for source in opened),
                 calibrate_age=calibrate_age,
                 crop=CropConfig(crop_scale, square),
                 precision=precision,
@@ -220,7 +226,7 @@ def analyze(
             )
             sinks = [plan.open(stack) for plan in plans]
             if database is not None:
-                stills = [source.name for source in opened if source.kind in ("image", "images")]
+                stills = [source.name for source in opened if source.kind in STILL_KINDS]
                 if stills:
                     log.warning("--db: still images (%s) have faces, not people: the database records no person of them; their faces are in --jsonl", ", ".join(stills))
                 options = {"detector": detector, "confidence": confidence, "every_frame": every_frame, "detect_every": detect_every, "thumbnails": thumbnails, "blur": blur}
