@@ -15,7 +15,7 @@ import pytest
 from facelens.batch import expand
 from facelens.batch.distributed import run_batch_ray
 
-from conftest import COMPREFACE, SHARED, VIDEOS
+from conftest import COMPREFACE
 from test_batch import GIF, PHOTOS, SPEAKER, database, facelens, manifest, output_of, records, same_faces
 
 pytest.importorskip("ray", reason='--ray needs pip install "facelens[ray]"')
