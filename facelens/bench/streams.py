@@ -120,10 +120,11 @@ class StreamsFigures:
 
     @property
     def rss_growth(self) -> float | None:
-        """Growth of resident memory from the end of the first minute to the end, as a fraction."""
-        if not self.rss_every_minute_mb or self.seconds < 120:
+        """Growth of resident memory from the end of the first minute to the end of the last whole
+        minute, as a fraction: both while the streams run (after the run, its buffers are freed)."""
+        if len(self.rss_every_minute_mb) < 2:
             return None
-        return self.rss_end_mb / self.rss_every_minute_mb[0] - 1
+        return self.rss_every_minute_mb[-1] / self.rss_every_minute_mb[0] - 1
 
     def to_dict(self) -> dict:
         return asdict(self) | {
@@ -162,7 +163,8 @@ class _Rss:
         while not self._stop.wait(0.05):
             rss = rss_mb()
             self.figures.rss_peak_mb = max(self.figures.rss_peak_mb, rss)
-            if self.window is not None and time.perf_counter() - self.window >= 60 * (
+            window = self.window
+            if window is not None and time.perf_counter() - window >= 60 * (
                 len(self.figures.rss_every_minute_mb) + 1
             ):
                 self.figures.rss_every_minute_mb.append(round(rss, 1))
@@ -263,6 +265,7 @@ def measure_streams(
                 ):
                     break
         finally:
+            rss.window = None  # a minute's sample taken while the engine stops would not be the run's
             end = (
                 time.perf_counter(),
                 time.process_time(),
