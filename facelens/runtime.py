@@ -12,7 +12,6 @@ import queue
 import re
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -286,18 +285,13 @@ class Network:
 
 
 class _Compiler:
-    """One thread that compiles networks' larger batch sizes in the order asked, once the main
-    thread has read and compiled nothing for `QUIET` seconds: OpenVINO compiles one at a time (see
-    `_locale_kept`), and a start-up that waited for this thread's compiles would pay for sizes it
-    may never use. At exit it stops after the compile under way: a run that ends first (one photo)
-    does not wait for the rest."""
-
-    QUIET = 0.5
+    """One thread that compiles networks' larger batch sizes in the order asked. At exit it stops
+    after the compile under way: a run that ends first (one photo) does not wait for the rest."""
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._stopping = False
         self._start = threading.Lock()
 
     def put(self, job: Callable[[], None]) -> None:
@@ -312,14 +306,11 @@ class _Compiler:
         # Below the threads that run frames: on a busy box the first results come first.
         with contextlib.suppress(OSError, AttributeError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        while (job := self._jobs.get()) is not None and not self._stopping.is_set():
-            while (wait := _foreground_used + self.QUIET - time.monotonic()) > 0:
-                if self._stopping.wait(wait):
-                    return
+        while (job := self._jobs.get()) is not None and not self._stopping:
             job()
 
     def _stop(self) -> None:
-        self._stopping.set()
+        self._stopping = True
         self._jobs.put(None)
         if self._thread is not None:
             self._thread.join()
@@ -329,8 +320,6 @@ _compiler = _Compiler()
 
 _LOCALE = locale.setlocale(locale.LC_ALL)
 _OPENVINO = threading.Lock()
-_foreground_used = 0.0
-"""When a thread other than the compiling one last read or compiled a network (time.monotonic())."""
 
 
 @contextlib.contextmanager
@@ -338,15 +327,12 @@ def _locale_kept() -> Iterator[None]:
     """One OpenVINO read or compile at a time, and the process's locale as it was afterwards. They
     switch the locale while they work, which is process-wide: two at once (the compiling thread and
     the main one) left it at "C", and Python then decoded subprocess output and opened text as ASCII."""
-    global _foreground_used
     with _OPENVINO:
         try:
             yield
         finally:
             if locale.setlocale(locale.LC_ALL) != _LOCALE:
                 locale.setlocale(locale.LC_ALL, _LOCALE)
-            if threading.current_thread() is not _compiler._thread:
-                _foreground_used = time.monotonic()
 
 
 class Inference:
