@@ -290,11 +290,16 @@ def test_command_precision_falls_back_per_network_and_refuses_unknown_ones(tmp_p
     assert notices == [
         f"warning: {AGE_GENDER_MODEL} has no FP32; using FP16-INT8 (it has FP16-INT8)",
         f"warning: {EMOTION_MODEL} has no FP32; using FP16-INT8 (it has FP16-INT8)",
-        f"warning: {HEAD_POSE_MODEL} has no FP32; using FP16 (it has FP16, FP16-INT8)",
-    ]
+    ]  # no head pose for a still image: nothing to follow
     frames = [r for line in out.read_text().splitlines() if (r := json.loads(line))["type"] == "frame"]
     assert len(frames) == 1 and len(frames[0]["faces"]) == 5
     assert all(face["age"] is not None and face["emotion"] is not None for face in frames[0]["faces"])
+    # A video's people are followed, with head pose: it takes the nearest precision it has.
+    gif = DATA / "videos" / "face-demographics-walking.gif"
+    result = runner.invoke(app, ["analyze", str(gif), "--precision", "FP32", "--no-age-gender", "--no-emotion", "--jsonl", str(tmp_path / "gif.jsonl")])
+    assert result.exit_code == 0, result.output
+    notices = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert notices == [f"warning: {HEAD_POSE_MODEL} has no FP32; using FP16 (it has FP16, FP16-INT8)"]
 
     for unknown in ("FP64", "int8"):
         result = runner.invoke(app, ["analyze", str(photo), "--precision", unknown, "--jsonl", str(tmp_path / "x.jsonl")])
