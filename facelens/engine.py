@@ -21,13 +21,11 @@ result and every track whole.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -215,24 +213,6 @@ class _Pace:
         self._dropped, self._waited, self._window_start = dropped, 0.0, now
 
 
-def _malloc_trim() -> Callable[[], object] | None:
-    """glibc's `malloc_trim(0)`, where there is one."""
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes = [ctypes.c_size_t]
-    return functools.partial(trim, 0)
-
-
-_TRIM = _malloc_trim()
-TRIM_SECONDS = 30.0
-"""How often a run hands the memory freed meanwhile back to the system. Frames of several MB are
-taken by reader threads and freed by the engine's; glibc keeps what they free in its heaps, and
-with 8 cameras a run's resident memory grew ~10 MB a minute for 20 minutes (599 -> 793 MB) though
-nothing in it grew. Trimmed every 30 s it stays level (564-594 MB over 3 minutes, 3-15 ms a trim)."""
-
-
 class _Job:
     """One frame on its way through detection and attributes."""
 
@@ -326,7 +306,6 @@ class Engine:
         # frames wait for one however idle the networks are.
         depth = self.depth or (live_feeds + 1 if live_feeds else 6)
         self._pace = pace = _Pace(feeds)
-        trimmed = time.monotonic()
         for feed in feeds:
             feed.thread.start()
         inflight: deque[_Job] = deque()
@@ -343,9 +322,6 @@ class Engine:
                     inflight.append(self._start(*taken))
                     progressed = True
                 pace.check()
-                if _TRIM is not None and time.monotonic() - trimmed >= TRIM_SECONDS:
-                    _TRIM()
-                    trimmed = time.monotonic()
                 # A source's frames are planned (tracked) in order: one waiting for its detections
                 # holds back the later frames of its source.
                 unplanned: set[_Feed] = set()
