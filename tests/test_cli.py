@@ -515,7 +515,7 @@ def test_sigterm_and_sighup_finish_like_ctrl_c(tmp_path: Path, signum: int) -> N
     out, database = tmp_path / "o.jsonl", tmp_path / "people.db"
     process = subprocess.Popen(
         [sys.executable, "-m", "facelens", "analyze", VIDEOS / "street-720p.mp4", "--jsonl", out, "--db", database],
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE, encoding="utf-8",  # not the locale's: an OpenVINO compile in this process may have it at "C"
     )
     try:
         deadline = time.monotonic() + 120

@@ -384,7 +384,9 @@ def test_ctrl_c_mid_download_leaves_nothing(server, tmp_path):
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": package_root},
         stderr=subprocess.PIPE,
-        text=True,
+        encoding="utf-8",
+        # Ctrl-C as a terminal gives it, whatever this test process has done with SIGINT.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 10
