@@ -129,6 +129,8 @@ def _setup() -> None:
 
 STILL_KINDS = ("image", "images")
 """Source kinds whose frames are still images: faces, never tracked as people."""
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+"""The videos `bench` takes from a folder (--crowd-from, --streams)."""
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -689,7 +691,7 @@ def bench(
         raise _fail(f"--modes: unknown {', '.join(unknown)}; choose from {', '.join(MODES)}", 2)
     try:
         if crowd_from is not None:
-            clips = sorted(p for p in crowd_from.iterdir() if p.suffix.lower() in (".mp4", ".avi", ".mkv", ".mov"))
+            clips = sorted(p for p in crowd_from.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
             source = str(benchmark.make_crowd_video(clips, Path(tempfile.mkdtemp(prefix="facelens-bench-")) / "crowd-4x4-1080p.mp4"))
             err.print(f"crowd video: {source} (from {len(clips)} clips)", highlight=False)
         if source is None:
@@ -721,9 +723,6 @@ def bench(
                 out.print(f"{mine} / {theirs}: {by_mode[mine].fps / by_mode[theirs].fps:.2f}x frames/s", highlight=False)
     if json_out:
         json_out.write_text(json.dumps([f.to_dict() for f in results], indent=2))
-
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
 
 
 def _bench_streams(source: str | None, streams: str, seconds: float, warmup: float, detector: str, json_out: Path | None, models_dir: Path | None, people: PeopleConfig) -> None:
@@ -760,13 +759,12 @@ def _bench_streams(source: str | None, streams: str, seconds: float, warmup: flo
     for run in runs:
         table = Table("stream", "frames/s", "served", "results", "dropped", "not taken", "lost", "latency p50/p95 ms", "engine p50/p95 ms", "detect interval", "faces", box=None, title=f"{run.streams} stream(s), {run.seconds:.0f} s measured after {run.warmup:g} s", title_justify="left")
         for i, f in enumerate(run.per_stream):
-            not_taken = f.skipped + max(0, f.served - f.read)
             interval = "" if f.detect_interval is None else f"{f.detect_interval:.1f}"
-            table.add_row(f"{i} {f.name}", f"{f.fps:.1f}", str(f.served), str(f.results), str(f.dropped), str(not_taken), f"{100 * f.lost:.1f}%", ms(f.latency_p50_ms, f.latency_p95_ms), ms(f.engine_latency_p50_ms, f.engine_latency_p95_ms, 1), interval, str(f.faces))
+            table.add_row(f"{i} {f.name}", f"{f.fps:.1f}", str(f.served), str(f.results), str(f.dropped), str(f.not_taken), f"{100 * f.lost:.1f}%", ms(f.latency_p50_ms, f.latency_p95_ms), ms(f.engine_latency_p50_ms, f.engine_latency_p95_ms, 1), interval, str(f.faces))
         p95s = [f.latency_p95_ms for f in run.per_stream if f.latency_p95_ms is not None]
         ticks = sum(f.ticks for f in run.per_stream)
         lost = sum(max(0, f.ticks - f.results) for f in run.per_stream)
-        table.add_row("all", f"{sum(f.fps for f in run.per_stream):.1f}", str(sum(f.served for f in run.per_stream)), str(sum(f.results for f in run.per_stream)), str(sum(f.dropped for f in run.per_stream)), str(sum(f.skipped + max(0, f.served - f.read) for f in run.per_stream)), f"{100 * lost / max(ticks, 1):.1f}%", f"worst p95 {max(p95s):.0f}" if p95s else "", "", "", str(sum(f.faces for f in run.per_stream)), style="bold")
+        table.add_row("all", f"{sum(f.fps for f in run.per_stream):.1f}", str(sum(f.served for f in run.per_stream)), str(sum(f.results for f in run.per_stream)), str(sum(f.dropped for f in run.per_stream)), str(sum(f.not_taken for f in run.per_stream)), f"{100 * lost / max(ticks, 1):.1f}%", f"worst p95 {max(p95s):.0f}" if p95s else "", "", "", str(sum(f.faces for f in run.per_stream)), style="bold")
         out.print(table)
         server = "" if run.server_cpu_percent is None else f" (stream servers, another process: {run.server_cpu_percent:.0f}%)"
         out.print(f"CPU {run.cpu_percent:.0f}% of {run.cpus} CPUs{server}; resident memory start {run.rss_start_mb:.0f} MB, peak {run.rss_peak_mb:.0f} MB, end {run.rss_end_mb:.0f} MB", highlight=False)

@@ -66,7 +66,7 @@ class SourceStats:
     """Seconds from a frame leaving the source to its result, for its most recent frames."""
 
     def latency(self, percentile: float) -> float | None:
-        return float(np.percentile(self.latencies, percentile)) if self.latencies else None
+        return _percentile(self.latencies, percentile)
 
     @property
     def fps(self) -> float:
@@ -92,7 +92,11 @@ class EngineStats:
     """Seconds from a frame leaving its source to its result, for the most recent frames."""
 
     def latency(self, percentile: float) -> float | None:
-        return float(np.percentile(self.latencies, percentile)) if self.latencies else None
+        return _percentile(self.latencies, percentile)
+
+
+def _percentile(values: deque[float], percentile: float) -> float | None:
+    return float(np.percentile(values, percentile)) if values else None
 
 
 class _Feed:
@@ -179,8 +183,9 @@ class _Pace:
 
     def __init__(self, feeds: list[_Feed]) -> None:
         self.feeds = [f for f in feeds if f.live and f.people is not None]
-        self.lowest = min((f.people.config.detect_every for f in self.feeds if f.people), default=1)
-        self.highest = max((f.people.config.max_detect_every for f in self.feeds if f.people), default=1)
+        configs = [f.people.config for f in self.feeds if f.people is not None]
+        self.lowest = min((c.detect_every for c in configs), default=1)
+        self.highest = max((c.max_detect_every for c in configs), default=1)
         self.interval = self.lowest
         self._window_start = time.perf_counter()
         self._waited = 0.0  # the longest wait in the window, in frame intervals
@@ -277,7 +282,6 @@ class Engine:
         self.sources: list[SourceStats] = []
         self.stats = EngineStats()
         self._feeds: list[_Feed] = []
-        self._pace: _Pace | None = None
 
     def run(self, sources: Sequence[Source], live: bool | None = None) -> Iterator[FrameResult]:
         """Results of every source, each source's frames in order; sources interleave.
@@ -305,7 +309,7 @@ class Engine:
         # Live: few frames in flight keep results current, but each camera needs a place, or
         # frames wait for one however idle the networks are.
         depth = self.depth or (live_feeds + 1 if live_feeds else 6)
-        self._pace = pace = _Pace(feeds)
+        pace = _Pace(feeds)
         for feed in feeds:
             feed.thread.start()
         inflight: deque[_Job] = deque()

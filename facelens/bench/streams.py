@@ -67,6 +67,11 @@ class StreamFigures:
         return self.results / self.seconds if self.seconds else 0.0
 
     @property
+    def not_taken(self) -> int:
+        """Frames of the camera facelens never took: skipped by the server, or sent and not read."""
+        return self.skipped + max(0, self.served - self.read)
+
+    @property
     def lost(self) -> float:
         """Share of the camera's frames that got no result."""
         return max(0, self.ticks - self.results) / self.ticks if self.ticks else 0.0
