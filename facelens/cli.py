@@ -142,7 +142,7 @@ def _people(every_frame: bool, detect_every: int, **more: bool) -> PeopleConfig:
     """The people settings of --every-frame and --detect-every."""
     if every_frame and detect_every > 1:
         raise _fail("--every-frame runs the networks on every face of every frame: it needs --detect-every 1", 2)
-    return PeopleConfig(every_frame=every_frame, detect_every=detect_every, max_detect_every=max(detect_every, PeopleConfig.max_detect_every), **more)
+    return PeopleConfig(every_frame=every_frame, detect_every=detect_every, **more)
 
 
 @app.command()

@@ -185,7 +185,7 @@ class _Pace:
         self.feeds = [f for f in feeds if f.live and f.people is not None]
         configs = [f.people.config for f in self.feeds if f.people is not None]
         self.lowest = min((c.detect_every for c in configs), default=1)
-        self.highest = max((c.max_detect_every for c in configs), default=1)
+        self.highest = max((max(c.max_detect_every, c.detect_every) for c in configs), default=1)
         self.interval = self.lowest
         self._window_start = time.perf_counter()
         self._waited = 0.0  # the longest wait in the window, in frame intervals

@@ -53,8 +53,8 @@ class PeopleConfig:
     attribute networks run on detected frames only). DL Streamer's inference interval."""
     max_detect_every: int = 8
     """Live sources: while the box falls behind, the engine detects on fewer frames, down to every
-    this-many-th, rather than drop frames; it goes back to `detect_every` once it keeps up. 8 at
-    25 fps still looks three times a second."""
+    this-many-th (or `detect_every`-th, if that is more), rather than drop frames; it goes back to
+    `detect_every` once it keeps up. 8 at 25 fps still looks three times a second."""
     better_view: float = 0.1
     """Budget: a settled person's age and gender are measured again when a view is this much (10%)
     better than the best one measured so far."""
@@ -82,8 +82,8 @@ class PeopleConfig:
     """Longest side of a best shot, in pixels."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.detect_every <= self.max_detect_every:
-            raise ValueError(f"need 1 <= detect_every <= max_detect_every, not {self.detect_every} and {self.max_detect_every}")
+        if min(self.detect_every, self.max_detect_every) < 1:
+            raise ValueError(f"detect_every and max_detect_every must be 1 or more, not {self.detect_every} and {self.max_detect_every}")
         if min(self.better_view, self.recheck_seconds, self.emotion_seconds, self.pose_seconds, self.update_seconds) < 0:
             raise ValueError("better_view and the *_seconds settings must be >= 0")
         if not 0 < self.attention_degrees <= 90:

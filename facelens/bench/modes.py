@@ -327,7 +327,7 @@ class Bench:
         people = (
             None
             if mode == "no-track"
-            else PeopleConfig(every_frame=mode == "every-frame", detect_every=1 if mode == "every-frame" else self.detect_every, max_detect_every=max(8, self.detect_every))
+            else PeopleConfig(every_frame=mode == "every-frame", detect_every=1 if mode == "every-frame" else self.detect_every)
         )
         engine = self.analyzer.pipeline(people=people)
         serialize = 0.0
