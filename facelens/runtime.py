@@ -5,14 +5,17 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
-import locale
+import hashlib
+import io
 import logging
 import os
 import queue
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+import time
+import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -124,8 +127,7 @@ class Network:
         check_device(device)
         try:
             # An ONNX file (weights None) holds its weights; OpenVINO reads it as it reads IR.
-            with _locale_kept():
-                model = core().read_model(str(xml)) if weights is None else core().read_model(str(xml), str(weights))
+            model = core().read_model(str(xml)) if weights is None else core().read_model(str(xml), str(weights))
         except RuntimeError as error:
             raise ModelError(f"{xml}: cannot read model ({_reason(error)})") from None
         if len(model.inputs) != 1:
@@ -160,11 +162,13 @@ class Network:
                 steps.mean(list(mean))
             if scale is not None:
                 steps.scale(scale)
+        recipe = str(ppp)  # the preprocessing, for the cache key
         model = ppp.build()
         # A static shape per batch size: on CPU a batch of N runs about twice as fast as N single
         # calls, and a dynamic batch gave wrong results (landmarks-regression-retail-0009, OpenVINO 2026.4).
         self.batch_sizes = sorted({b for b in BATCH_SIZES if b < max_batch} | {max_batch})
-        cache = _writable(cache_dir or compiled_cache_dir())
+        folder = _writable(cache_dir or compiled_cache_dir())
+        cache = _Cache(folder, self.name, (xml, weights), recipe, device, self.config) if folder else None
         if model.inputs[0].get_partial_shape()[0] != ov.Dimension(1):
             model.reshape({model.inputs[0]: [1, self.height, self.width, 3]})
         larger = self.batch_sizes[1:]
@@ -182,7 +186,7 @@ class Network:
         for batch in larger:
             _compiler.put(lambda batch=batch: self._compile_later(batch, spare, cache))
 
-    def _compile_later(self, batch: int, model: ov.Model, cache: Path | None) -> None:
+    def _compile_later(self, batch: int, model: ov.Model, cache: _Cache | None) -> None:
         try:
             sized = model if batch == self.batch_sizes[-1] else model.clone()
             sized.reshape({sized.inputs[0]: [batch, self.height, self.width, 3]})
@@ -198,24 +202,24 @@ class Network:
                 if not self._pending:
                     self._all_compiled.set()
 
-    def _compile(self, model: ov.Model, cache_dir: Path | None) -> ov.CompiledModel:
-        config = dict(self.config)
-        if cache_dir is not None:
-            config["CACHE_DIR"] = str(cache_dir)
-        try:
-            with _locale_kept():
-                return core().compile_model(model, self.device, config)
-        except RuntimeError as error:
-            if cache_dir is None:
+    def _compile(self, model: ov.Model, cache: _Cache | None) -> ov.CompiledModel:
+        """`model` compiled for this network's device, or loaded from `cache` (and kept there)."""
+        global _foreground_used
+        batch = model.inputs[0].get_partial_shape()[0].get_length()
+        compiled = cache.load(batch, self.device, self.config) if cache is not None else None
+        if compiled is None:
+            try:
+                compiled = core().compile_model(model, self.device, self.config)
+            except RuntimeError as error:
                 raise ModelError(
                     f"{self.name}: cannot compile for device {self.device}: {_reason(error)} "
                     f"(available devices: {', '.join(available_devices())})"
                 ) from None
-            # OpenVINO compiles anew when an entry will not load; anything else the cache can still
-            # raise (a folder made read-only meanwhile, a full disk) costs the cache, not the run.
-            compiled = self._compile(model, None)
-            log.warning("%s: compiled without the cache in %s (%s)", self.name, cache_dir, _reason(error))
-            return compiled
+            if cache is not None:
+                cache.keep(batch, compiled)
+        if threading.current_thread() is not _compiler._thread:
+            _foreground_used = time.monotonic()
+        return compiled
 
     @property
     def size(self) -> tuple[int, int]:
@@ -285,13 +289,17 @@ class Network:
 
 
 class _Compiler:
-    """One thread that compiles networks' larger batch sizes in the order asked. At exit it stops
-    after the compile under way: a run that ends first (one photo) does not wait for the rest."""
+    """One thread that compiles networks' larger batch sizes in the order asked, once no other
+    thread has compiled anything for `QUIET` seconds: a start-up should not share the CPU with sizes
+    it may never use (one photo). At exit it stops after the compile under way, so a run that ends
+    first does not wait for the rest."""
+
+    QUIET = 0.5
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._stopping = False
+        self._stopping = threading.Event()
         self._start = threading.Lock()
 
     def put(self, job: Callable[[], None]) -> None:
@@ -306,33 +314,99 @@ class _Compiler:
         # Below the threads that run frames: on a busy box the first results come first.
         with contextlib.suppress(OSError, AttributeError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        while (job := self._jobs.get()) is not None and not self._stopping:
+        while (job := self._jobs.get()) is not None and not self._stopping.is_set():
+            while (wait := _foreground_used + self.QUIET - time.monotonic()) > 0:
+                if self._stopping.wait(wait):
+                    return
             job()
 
     def _stop(self) -> None:
-        self._stopping = True
+        self._stopping.set()
         self._jobs.put(None)
         if self._thread is not None:
             self._thread.join()
 
 
 _compiler = _Compiler()
+_foreground_used = 0.0
+"""When a thread other than the compiling one last compiled or loaded a network (time.monotonic())."""
 
-_LOCALE = locale.setlocale(locale.LC_ALL)
-_OPENVINO = threading.Lock()
 
+class _Cache:
+    """Compiled networks of one model kept as files, one per batch size, and loaded next run.
 
-@contextlib.contextmanager
-def _locale_kept() -> Iterator[None]:
-    """One OpenVINO read or compile at a time, and the process's locale as it was afterwards. They
-    switch the locale while they work, which is process-wide: two at once (the compiling thread and
-    the main one) left it at "C", and Python then decoded subprocess output and opened text as ASCII."""
-    with _OPENVINO:
+    OpenVINO's own CACHE_DIR is not used: it switches the process-wide locale while it loads and
+    saves, so Python in other threads decoded subprocess output and opened text as ASCII meanwhile.
+    Exporting and importing compiled models leaves the locale alone. An entry is named by everything
+    the compiled network depends on (model files, preprocessing, device, settings, OpenVINO's
+    version), so a changed model or upgrade makes a new entry; a damaged entry fails its checksum
+    and is compiled and written again.
+    """
+
+    _MAGIC = b"FLCN"
+
+    def __init__(
+        self,
+        folder: Path,
+        name: str,
+        files: tuple[Path, Path | None],
+        recipe: str,
+        device: str,
+        config: dict[str, object],
+    ) -> None:
+        self.folder = folder
+        self.name = name
+        key = [ov.get_version(), device, _device_name(device), repr(sorted(config.items())), recipe]
+        for file in files:
+            if file is not None:
+                with contextlib.suppress(OSError):  # read_model has just read them
+                    stat = file.stat()
+                    key.append(f"{file.resolve()} {stat.st_size} {stat.st_mtime_ns}")
+        self._digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:24]
+
+    def path(self, batch: int) -> Path:
+        return self.folder / f"{self.name}-{batch}-{self._digest}.blob"
+
+    def load(self, batch: int, device: str, config: dict[str, object]) -> ov.CompiledModel | None:
+        """The compiled network for `batch`, or None when there is no good entry."""
+        path = self.path(batch)
         try:
-            yield
-        finally:
-            if locale.setlocale(locale.LC_ALL) != _LOCALE:
-                locale.setlocale(locale.LC_ALL, _LOCALE)
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            log.debug("%s: cannot read %s: %s", self.name, path, error)
+            return None
+        blob = memoryview(data)[8:]
+        if data[:4] != self._MAGIC or int.from_bytes(data[4:8], "little") != zlib.crc32(blob):
+            log.warning("%s: compiled-network cache entry %s is damaged; compiling again", self.name, path)
+            return None
+        try:
+            return core().import_model(io.BytesIO(blob), device, config)
+        except RuntimeError as error:  # written by a build that this one cannot read
+            log.warning("%s: cannot load %s (%s); compiling again", self.name, path, _reason(error))
+            return None
+
+    def keep(self, batch: int, compiled: ov.CompiledModel) -> None:
+        """Write `compiled` as the entry for `batch`; one that cannot be written only costs the cache."""
+        path = self.path(batch)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        try:
+            blob = compiled.export_model().getbuffer()
+            temporary.write_bytes(self._MAGIC + zlib.crc32(blob).to_bytes(4, "little") + blob)
+            os.replace(temporary, path)  # whole or not at all, also beside another run writing it
+        except (OSError, RuntimeError) as error:  # as a folder that cannot be written: no cache, quietly
+            log.debug("%s: not kept in the cache %s (%s)", self.name, self.folder, _reason(error))
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+
+
+def _device_name(device: str) -> str:
+    """The device's full name (its model of CPU, ...): a compiled network is kept per machine."""
+    try:
+        return str(core().get_property(device, "FULL_DEVICE_NAME"))
+    except RuntimeError:
+        return ""
 
 
 class Inference:

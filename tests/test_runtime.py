@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import cv2
@@ -123,15 +124,31 @@ def test_every_batch_size_runs_on_the_networks_compiled_up_front(faces: np.ndarr
     assert blobs(compiled_cache_dir()) == written
 
 
-def test_compiling_leaves_the_process_locale_as_it_was() -> None:
-    """OpenVINO left the locale at "C" after compiling some networks, and Python then decoded every
-    subprocess's output and opened text files as ASCII."""
+def test_compiling_and_loading_never_touch_the_process_locale() -> None:
+    """OpenVINO's own compile cache switched the process-wide locale to "C" while it loaded and saved,
+    so Python in other threads decoded subprocess output and opened text as ASCII meanwhile. A thread
+    watches the text encoding while every network compiles each batch size, then loads it next run."""
     import locale
 
     from facelens import Analyzer
 
-    before = locale.setlocale(locale.LC_ALL)
-    analyzer = Analyzer()
-    for network in [analyzer.detector.network, *analyzer.attributes.networks()]:
-        network.prepare([1, 2, 4, 8, 16])  # every batch size, on the compiling thread too
-    assert locale.setlocale(locale.LC_ALL) == before
+    before = locale.getpreferredencoding(False)
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.add(locale.getpreferredencoding(False))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(2):  # compiled and kept, then loaded from the cache
+            analyzer = Analyzer()
+            for network in [analyzer.detector.network, *analyzer.attributes.networks()]:
+                network.prepare([1, 2, 4, 8, 16])
+    finally:
+        done.set()
+        watcher.join()
+    assert seen == {before}
+    assert len(blobs(compiled_cache_dir())) >= 15
