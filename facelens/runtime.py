@@ -206,7 +206,7 @@ class Network:
         """`model` compiled for this network's device, or loaded from `cache` (and kept there)."""
         global _foreground_used
         batch = model.inputs[0].get_partial_shape()[0].get_length()
-        compiled = cache.load(batch, self.device, self.config) if cache is not None else None
+        compiled = cache.load(batch) if cache is not None else None
         if compiled is None:
             try:
                 compiled = core().compile_model(model, self.device, self.config)
@@ -356,6 +356,8 @@ class _Cache:
     ) -> None:
         self.folder = folder
         self.name = name
+        self.device = device
+        self.config = config
         key = [ov.get_version(), device, _device_name(device), repr(sorted(config.items())), recipe]
         for file in files:
             if file is not None:
@@ -367,7 +369,7 @@ class _Cache:
     def path(self, batch: int) -> Path:
         return self.folder / f"{self.name}-{batch}-{self._digest}.blob"
 
-    def load(self, batch: int, device: str, config: dict[str, object]) -> ov.CompiledModel | None:
+    def load(self, batch: int) -> ov.CompiledModel | None:
         """The compiled network for `batch`, or None when there is no good entry."""
         path = self.path(batch)
         try:
@@ -382,7 +384,7 @@ class _Cache:
             log.warning("%s: compiled-network cache entry %s is damaged; compiling again", self.name, path)
             return None
         try:
-            return core().import_model(io.BytesIO(blob), device, config)
+            return core().import_model(io.BytesIO(blob), self.device, self.config)
         except RuntimeError as error:  # written by a build that this one cannot read
             log.warning("%s: cannot load %s (%s); compiling again", self.name, path, _reason(error))
             return None
