@@ -50,6 +50,7 @@ from .errors import FacelensError
 from .files import refuse_overwriting_inputs
 from .models import ModelStore
 from .people import PeopleConfig
+from .signals import stop_signals
 from .sinks import IMAGE_SUFFIXES, DatabaseSink, ImageSink, JsonlSink, Sink, VideoSink, WindowSink
 from .sources import Reconnect, Source, open_source
 from .types import FrameResult
@@ -475,9 +476,6 @@ def _stop_signals() -> Iterator[_Stop]:
     """SIGINT (Ctrl-C), SIGTERM (systemd, docker, kill) and SIGHUP ask the run to stop after the
     result being written; a second one stops at once."""
     stop = _Stop()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
 
     def handle(signum: int, frame: object) -> None:
         if stop.requested:
@@ -486,13 +484,8 @@ def _stop_signals() -> Iterator[_Stop]:
         again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
         err.print(f"{stop.name}: stopping after this frame ({again} again to stop at once)", highlight=False)
 
-    wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {signum: signal.signal(signum, handle) for signum in wanted}
-    try:
+    with stop_signals(handle):
         yield stop
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _summary(engine: Engine, sources: list[Source], elapsed: float) -> None:

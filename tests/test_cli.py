@@ -502,25 +502,58 @@ def test_a_failed_write_is_cut_back_to_the_last_whole_line(tmp_path: Path) -> No
     assert [r["frame"] for r in frames if r["type"] == "frame"] == list(range(sum(r["type"] == "frame" for r in frames)))
 
 
+def test_nohup_keeps_running_through_sighup(tmp_path: Path) -> None:
+    """A SIGHUP ignored on start (`nohup`) stays ignored; SIGTERM still stops the run."""
+    out = tmp_path / "o.jsonl"
+    process = _started(["analyze", VIDEOS / "street-720p.mp4", "--jsonl", out], signal.SIG_IGN, set())
+    try:
+        hung_up = _wait_for_frames(process, out, 60)
+        process.send_signal(signal.SIGHUP)
+        _wait_for_frames(process, out, hung_up + 60)  # still running well after the hangup
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "SIGHUP" not in stderr and "SIGTERM: stopped after" in stderr
+    assert hung_up + 60 <= len(lines(out)) < 477
+
+
 def test_every_source_failing_exits_nonzero(tmp_path: Path) -> None:
     result = facelens("analyze", tmp_path / "a.mp4", tmp_path / "b.mp4", "--jsonl", tmp_path / "{name}.jsonl")
     assert result.exit_code == 1
     assert "none of the sources could be opened" in result.stderr
 
 
+def _started(args: list[object], sighup: signal.Handlers, blocked: set[int]) -> subprocess.Popen[str]:
+    """`facelens args` started with SIGHUP's disposition set to `sighup` and `blocked` signals blocked,
+    as a supervisor, a CI runner or `nohup` may start it (both survive exec)."""
+    wrapper = (
+        "import os, signal, sys\n"
+        f"signal.signal(signal.SIGHUP, signal.{sighup.name})\n"
+        f"signal.pthread_sigmask(signal.SIG_SETMASK, {sorted(map(int, blocked))!r})\n"
+        "os.execv(sys.executable, [sys.executable, '-m', 'facelens', *sys.argv[1:]])\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", wrapper, *map(str, args)], stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_frames(process: subprocess.Popen[str], out: Path, count: int) -> int:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None and (not out.exists() or len(lines(out)) < count):
+        time.sleep(0.2)
+    assert process.poll() is None, process.communicate()[1]
+    return len(lines(out))
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_finish_like_ctrl_c(tmp_path: Path, signum: int) -> None:
     """systemd, docker and kill stop a service with SIGTERM: everyone in view gets an exit and a
-    record, the database run is ended, and the run exits with 128 + the signal's number."""
+    record, the database run is ended, and the run exits with 128 + the signal's number. It works even
+    when the parent handed the signal down blocked."""
     out, database = tmp_path / "o.jsonl", tmp_path / "people.db"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "facelens", "analyze", VIDEOS / "street-720p.mp4", "--jsonl", out, "--db", database],
-        stderr=subprocess.PIPE, encoding="utf-8",  # not the locale's: an OpenVINO compile in this process may have it at "C"
-    )
+    process = _started(["analyze", VIDEOS / "street-720p.mp4", "--jsonl", out, "--db", database], signal.SIG_DFL, {signum})
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (not out.exists() or len(lines(out)) < 120):
-            time.sleep(0.2)
+        _wait_for_frames(process, out, 120)
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
     finally:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import signal
 import socket
-import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import uvicorn
@@ -15,6 +13,7 @@ import uvicorn
 from ..analyzer import Analyzer
 from ..db import Database
 from ..errors import FacelensError
+from ..signals import stop_signals
 from .app import ServerOptions, create_app
 from .hub import Hub, HubOptions
 from .metrics import Metrics
@@ -44,16 +43,8 @@ class _Server(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
+        with stop_signals(self.handle_exit):
             yield
-            return
-        wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-        previous = {signum: signal.signal(signum, self.handle_exit) for signum in wanted}
-        try:
-            yield
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
 
     def handle_exit(self, sig: int, frame: object) -> None:
         self.signum = self.signum or sig
