@@ -9,7 +9,7 @@ and chip size, so no resampling is stacked on another.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -105,13 +105,12 @@ class Landmarker:
         self.network = network
         self.crop = crop
 
-    def submit(self, image: np.ndarray, boxes: Sequence[Box], then: Callable[[np.ndarray], None] | None = None) -> PendingLandmarks:
-        """Start the network on the faces at `boxes` in `image` without waiting for it; `then(points)`
-        is called with the landmarks in an OpenVINO thread as soon as they are there (see `Network.submit`)."""
+    def submit(self, image: np.ndarray, boxes: Sequence[Box]) -> PendingLandmarks:
+        """Start the network on the faces at `boxes` in `image` without waiting for it."""
         pending = PendingLandmarks([self.crop.region(box) for box in boxes])
         if boxes:
             batch = crop_batch(image, boxes, self.network.size, self.crop)
-            pending.inference = self.network.submit(batch, None if then is None else lambda out: then(pending.points(out)))
+            pending.inference = self.network.submit(batch)
         return pending
 
     def __call__(self, image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:

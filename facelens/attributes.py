@@ -156,7 +156,7 @@ class AttributeEstimator:
         picks = self._picks(len(boxes), {"age_gender": age_gender, "emotion": emotion, "head_pose": head_pose})
         return self._start(
             lambda size, picked: crop_batch(image, [boxes[i] for i in picked], size, self.crop),
-            lambda faces, then: self.landmarks.submit(image, [boxes[i] for i in faces], then),  # type: ignore[union-attr]
+            lambda faces: self.landmarks.submit(image, [boxes[i] for i in faces]),  # type: ignore[union-attr]
             lambda: image,
             len(boxes),
             picks,
@@ -168,7 +168,7 @@ class AttributeEstimator:
         def batch_for(size: tuple[int, int], picked: Sequence[int]) -> np.ndarray:
             return np.stack([cv2.resize(faces[i], size, interpolation=cv2.INTER_LINEAR) for i in picked])
 
-        def landmarks_of(picked: Sequence[int], then: object) -> _CropLandmarks:
+        def landmarks_of(picked: Sequence[int]) -> _CropLandmarks:
             return _CropLandmarks([self.landmarks.submit(faces[i], [Box(0, 0, faces[i].shape[1], faces[i].shape[0])]) for i in picked])  # type: ignore[union-attr]
 
         return self._start(batch_for, landmarks_of, lambda: faces, len(faces), self._picks(len(faces), {})).result()
@@ -180,7 +180,7 @@ class AttributeEstimator:
     def _start(
         self,
         batch_for: Callable[[tuple[int, int], Sequence[int]], np.ndarray],
-        landmarks_of: Callable[[Sequence[int], Callable[[np.ndarray], None]], PendingLandmarks | _CropLandmarks],
+        landmarks_of: Callable[[Sequence[int]], PendingLandmarks | _CropLandmarks],
         images: Callable[[], np.ndarray | Sequence[np.ndarray]],
         count: int,
         picks: list[Sequence[int]],
@@ -197,9 +197,10 @@ class AttributeEstimator:
         aligned = sorted({i for _, picked in later for i in picked})
         pending = PendingAttributes(count, runs, self.age_calibration, later, aligned, None, images)
         if aligned:
-            # The chips are cut and their networks started as soon as the landmarks are in (in
-            # OpenVINO's thread), not when the caller next looks: that would add a wait per frame.
-            pending._landmarks = landmarks_of(aligned, pending._start_aligned)
+            # The chips are cut in the caller's thread when it next looks (`done`, `result`). Cut in
+            # OpenVINO's callback thread, their buffers grew glibc's arenas by ~10 MB a minute
+            # with 8 streams, and the engine looks often enough that starting them there saved nothing.
+            pending._landmarks = landmarks_of(aligned)
         return pending
 
 
@@ -237,11 +238,12 @@ class PendingAttributes:
         self._landmarks = landmarks
         self._images = images
         self._points: np.ndarray | None = None
-        self._landmarks_in = False
 
-    def _start_aligned(self, points: np.ndarray) -> None:
-        """Warp the chips of the models on aligned faces from the landmarks `points` and start them."""
-        self._points = points
+    def _align(self, timeout: float | None = None) -> None:
+        """Wait for the landmarks, then warp the chips of the models on aligned faces and start them."""
+        if self._landmarks is None or self._points is not None:
+            return
+        points = self._points = self._landmarks.result(timeout)
         source = self._images() if self._images else None
         where = {face: row for row, face in enumerate(self._aligned)}
         for loaded, picked in self._later:
@@ -251,17 +253,8 @@ class PendingAttributes:
             self.runs.append((loaded, picked, loaded.network.submit(batch)))
         self._later = []
 
-    def _align(self, timeout: float | None = None) -> None:
-        """Wait for the landmarks (and the chips' networks started from them), or start those now."""
-        if self._landmarks is None or self._landmarks_in:
-            return
-        points = self._landmarks.result(timeout)  # once it returns, a `then` that started the chips has too
-        if self._points is None:
-            self._start_aligned(points)
-        self._landmarks_in = True
-
     def done(self) -> bool:
-        if self._landmarks is not None and not self._landmarks_in:
+        if self._landmarks is not None and self._points is None:
             if not self._landmarks.done():
                 return False
             self._align()

@@ -177,7 +177,6 @@ class Network:
         # larger sizes on the compiling thread, while the first frames run as smaller batches.
         self._compiled: dict[int, ov.CompiledModel] = {1: self._compile(model, cache)}
         self._idle: dict[int, list[ov.InferRequest]] = {batch: [] for batch in self.batch_sizes}
-        self._called_back: set[int] = set()
         self._lock = threading.Lock()
         self._all_compiled = threading.Event()
         self._pending = len(larger)
@@ -252,31 +251,17 @@ class Network:
         for batch in batch_sizes:
             self.infer(np.zeros((min(batch, self.max_batch), self.height, self.width, 3), np.uint8))
 
-    def submit(self, images: np.ndarray, then: Callable[[dict[str, np.ndarray]], None] | None = None) -> Inference:
-        """Start inference on a uint8 batch (N, height, width, 3) without waiting for it.
-
-        `then(outputs)` is called in an OpenVINO thread as soon as the outputs are there, so a
-        network fed by this one's outputs can start without waiting for the caller's next look;
-        the inference is done (and `result()` returns) only once `then` has returned, and what it
-        raises, `result()` raises as an `InferenceError`.
-        """
+    def submit(self, images: np.ndarray) -> Inference:
+        """Start inference on a uint8 batch (N, height, width, 3) without waiting for it."""
         if images.ndim != 4 or images.shape[1:] != (self.height, self.width, 3) or images.dtype != np.uint8:
             raise ValueError(f"{self.name}: expected uint8 (N, {self.height}, {self.width}, 3), got {images.dtype} {images.shape}")
         sizes = self._split(len(images))
-        inference = Inference(self, [], then, len(sizes))
+        inference = Inference(self, [])
         start = 0
         for batch in sizes:
             chunk, start = images[start : start + batch], start + batch
             request = self._take(batch)
             inference._parts.append((batch, request))
-            inference._requests.append(request)
-            if then is not None:
-                # The box is emptied on completion, so an idle request keeps no frame alive.
-                request.set_callback(_completed, [inference])
-                self._called_back.add(id(request))
-            elif id(request) in self._called_back:
-                request.set_callback(_completed, [])
-                self._called_back.discard(id(request))
             try:
                 request.start_async({0: chunk})
             except RuntimeError as error:
@@ -414,34 +399,10 @@ def _device_name(device: str) -> str:
 class Inference:
     """Inference in flight; `result()` waits for it. Each output has one row per image."""
 
-    def __init__(
-        self,
-        network: Network,
-        parts: list[tuple[int, ov.InferRequest]],
-        then: Callable[[dict[str, np.ndarray]], None] | None = None,
-        chunks: int = 0,
-    ) -> None:
+    def __init__(self, network: Network, parts: list[tuple[int, ov.InferRequest]]) -> None:
         self.network = network
         self._parts = parts
         self._outputs: dict[str, np.ndarray] | None = None
-        self._then = then
-        self._requests = [request for _, request in parts]  # `_parts` is emptied by `result()`
-        self._waiting = chunks
-        self._then_error: BaseException | None = None
-        self._count = threading.Lock()
-
-    def _arrived(self) -> None:
-        """A request of this inference finished (in an OpenVINO thread): after the last, `then`."""
-        with self._count:
-            self._waiting -= 1
-            if self._waiting:
-                return
-        try:
-            # Its requests count as done only once this returns, so nobody reuses them meanwhile.
-            chunks = [[request.get_tensor(name).data.copy() for request in self._requests] for name in self.network.output_names]
-            self._then({name: np.concatenate(c) for name, c in zip(self.network.output_names, chunks)})  # type: ignore[misc]
-        except BaseException as error:  # noqa: BLE001  (raised by result() in the caller's thread)
-            self._then_error = error
 
     def done(self) -> bool:
         """Whether `result()` would return without waiting."""
@@ -469,8 +430,6 @@ class Inference:
                 failure = failure or f"{network.name}: {_reason(error)}"
                 continue
             network._release(batch, request)
-        if failure is None and self._then_error is not None:
-            failure = f"{network.name}: after the inference: {self._then_error}"
         if failure:
             raise InferenceError(failure)
         if not parts:
@@ -488,11 +447,6 @@ def _writable(folder: Path) -> Path | None:
         log.debug("no compiled-network cache: %s", error)
         return None
     return folder if os.access(folder, os.W_OK | os.X_OK) else None
-
-
-def _completed(box: list[Inference]) -> None:
-    if box:
-        box.pop()._arrived()
 
 
 # OpenVINO's messages open with one "Exception from <file>:<line>:" per layer the error passed

@@ -25,7 +25,7 @@ from facelens.cli import app
 from facelens.db import Database
 from facelens.errors import ChecksumError, ModelError
 from facelens.models import ModelStore
-from facelens.runtime import InferenceError, Network
+from facelens.runtime import Network
 from facelens.sources import read_image
 from facelens.types import Gender
 
@@ -148,37 +148,23 @@ def test_a_new_description_is_all_a_model_needs() -> None:
         AttributeEstimator([Loaded(aligned, load_network(aligned, store))])
 
 
-def test_aligned_networks_start_when_the_landmarks_are_in_not_when_asked(cc0: Analyzer) -> None:
-    """The chips' networks are started by the landmark request's completion, before anyone calls
-    `done()` or `result()`: an engine busy with other frames adds no wait between the two steps."""
+def test_aligned_networks_start_in_the_caller_s_thread_once_the_landmarks_are_in(cc0: Analyzer) -> None:
+    """`done()` starts the chips' networks when it sees the landmarks in; until it does, nothing
+    runs on OpenVINO's threads but the landmarks, and the results equal a direct call's."""
     image = read_image(COMPREFACE / "000_5.jpg")
     boxes = [d.box for d in cc0.detect(image) if d.confidence > 0.6]
     pending = cc0.attributes.submit(image, boxes)
+    pending._landmarks.result()  # type: ignore[union-attr]
+    time.sleep(0.1)
+    assert pending.runs == []  # in, but nobody looked yet
     deadline = time.monotonic() + 10
-    while len(pending.runs) < 2 and time.monotonic() < deadline:
+    while not pending.done() and time.monotonic() < deadline:
         time.sleep(0.005)
     assert sorted(loaded.model.name for loaded, _, _ in pending.runs) == ["dlib-cc0-age-v1", "dlib-cc0-gender-v1"]
-    chained = pending.result()
+    polled = pending.result()
     again = cc0.attributes(image, boxes)
-    assert [a.landmarks for a in chained] == [a.landmarks for a in again]
-    assert np.allclose([a.age for a in chained], [a.age for a in again], atol=0.01)
-
-
-def test_then_gets_the_outputs_and_its_failure_is_the_inference_s() -> None:
-    network = Network(*ModelStore().locate(LANDMARKS_MODEL), max_batch=2)
-    images = np.random.default_rng(0).integers(0, 255, (3, 48, 48, 3), np.uint8)  # two requests
-    seen = []
-    out = network.submit(images, then=lambda outputs: seen.append({k: v.copy() for k, v in outputs.items()})).result()
-    assert len(seen) == 1 and all(np.array_equal(seen[0][k], v) and len(v) == 3 for k, v in out.items())
-
-    def fails(outputs: dict) -> None:
-        raise ValueError("no face there")
-
-    with pytest.raises(InferenceError, match="landmarks-regression-retail-0009: after the inference: no face there"):
-        network.submit(images[:1], then=fails).result()
-    # The same requests, reused without a `then`, call none.
-    network.submit(images).result()
-    assert len(seen) == 1
+    assert len(boxes) >= 2 and [a.landmarks for a in polled] == [a.landmarks for a in again]
+    assert np.allclose([a.age for a in polled], [a.age for a in again], atol=0.01)
 
 
 def test_cc0_files_come_from_a_models_folder_or_the_package_and_are_checked(tmp_path: Path, monkeypatch) -> None:
