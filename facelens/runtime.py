@@ -446,7 +446,26 @@ def _writable(folder: Path) -> Path | None:
     except OSError as error:
         log.debug("no compiled-network cache: %s", error)
         return None
-    return folder if os.access(folder, os.W_OK | os.X_OK) else None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return None
+    if folder not in _swept:
+        _swept.add(folder)
+        _sweep(folder)
+    return folder
+
+
+_swept: set[Path] = set()
+_OPENVINO_ENTRY = re.compile(r"\d+\.blob")
+
+
+def _sweep(folder: Path) -> None:
+    """Delete the entries OpenVINO's own cache left in `folder` when facelens used it (`<digits>.blob`,
+    ~17 MB): nothing reads them any more, and no entry of `_Cache` is named so."""
+    with contextlib.suppress(OSError):
+        for entry in folder.iterdir():
+            if _OPENVINO_ENTRY.fullmatch(entry.name):
+                with contextlib.suppress(OSError):
+                    entry.unlink()
 
 
 # OpenVINO's messages open with one "Exception from <file>:<line>:" per layer the error passed

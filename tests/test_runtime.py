@@ -54,6 +54,20 @@ def test_compiled_network_kept_in_the_user_cache_and_loaded_next_time(faces: np.
         np.testing.assert_allclose(again[name], expected[name], atol=1e-5)
 
 
+def test_entries_of_openvino_s_own_cache_are_swept_and_nothing_else(faces: np.ndarray) -> None:
+    """Older facelens let OpenVINO keep compiled networks here, as `<digits>.blob`; they go, the rest stays."""
+    folder = compiled_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "10083208249511735969.blob").write_bytes(b"OpenVINO's own entry")
+    (folder / "notes.txt").write_text("a user's file")
+    (folder / "1234.blob.txt").write_text("not an entry either")
+    network = emotion_network()
+    network.infer(faces[:1])
+    left = set(blobs(folder))
+    assert "10083208249511735969.blob" not in left and {"notes.txt", "1234.blob.txt"} <= left
+    assert any(name.startswith("emotions-recognition-retail-0003-1-") for name in left)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "bits flipped"])
 def test_a_corrupt_cache_entry_is_compiled_again(faces: np.ndarray, damage: str) -> None:
     network = emotion_network()
