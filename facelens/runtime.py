@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import functools
 import hashlib
 import io
 import logging
@@ -256,7 +257,7 @@ class Network:
         if images.ndim != 4 or images.shape[1:] != (self.height, self.width, 3) or images.dtype != np.uint8:
             raise ValueError(f"{self.name}: expected uint8 (N, {self.height}, {self.width}, 3), got {images.dtype} {images.shape}")
         sizes = self._split(len(images))
-        inference = Inference(self, [])
+        inference = Inference(self)
         start = 0
         for batch in sizes:
             chunk, start = images[start : start + batch], start + batch
@@ -388,6 +389,7 @@ class _Cache:
                 temporary.unlink()
 
 
+@functools.cache
 def _device_name(device: str) -> str:
     """The device's full name (its model of CPU, ...): a compiled network is kept per machine."""
     try:
@@ -399,9 +401,9 @@ def _device_name(device: str) -> str:
 class Inference:
     """Inference in flight; `result()` waits for it. Each output has one row per image."""
 
-    def __init__(self, network: Network, parts: list[tuple[int, ov.InferRequest]]) -> None:
+    def __init__(self, network: Network) -> None:
         self.network = network
-        self._parts = parts
+        self._parts: list[tuple[int, ov.InferRequest]] = []  # (batch size, request), emptied by `result()`
         self._outputs: dict[str, np.ndarray] | None = None
 
     def done(self) -> bool:
@@ -440,7 +442,8 @@ class Inference:
 
 
 def _writable(folder: Path) -> Path | None:
-    """`folder`, made if need be, if this process can write there; else None (no cache)."""
+    """`folder`, made if need be, if this process can write there; else None (no cache). The first
+    time in a process, OpenVINO's old entries there are swept."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
